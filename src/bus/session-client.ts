@@ -1,0 +1,66 @@
+// A process's link to the session daemon: connects lazily, says hello, reconnects after
+// the daemon restarts. While it is down, calls fail at once with a retryable -32003.
+import { ContinuumError } from '../protocol/errors.js';
+import { connectFrameSocket } from './frame-socket.js';
+import { RpcLink } from './rpc-link.js';
+
+export class SessionDaemonClient {
+  private link: RpcLink | undefined;
+  private connecting: Promise<RpcLink> | undefined;
+  private closed = false;
+  private eventHandler: (name: string, data: unknown) => void = () => {};
+
+  constructor(
+    private readonly socketPath: string,
+    private readonly hello: { role: string; id: string; proof: string },
+  ) {}
+
+  onEvent(handler: (name: string, data: unknown) => void): void {
+    this.eventHandler = handler;
+  }
+
+  async call<T>(method: string, params: unknown, timeoutMs?: number): Promise<T> {
+    const link = await this.get();
+    return link.call<T>(method, params, timeoutMs);
+  }
+
+  /** Connects now, retrying for up to `waitMs` (used at start, while the daemon boots). */
+  async connect(waitMs = 5_000): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      try {
+        await this.get();
+        return;
+      } catch (err) {
+        if (Date.now() >= deadline || this.closed) throw err;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.link?.close();
+  }
+
+  private get(): Promise<RpcLink> {
+    if (this.link?.open) return Promise.resolve(this.link);
+    if (this.closed) return Promise.reject(new ContinuumError('CONNECTION_LOST', 'session daemon client is closed'));
+    this.connecting ??= this.open().finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private async open(): Promise<RpcLink> {
+    let socket;
+    try {
+      socket = await connectFrameSocket(this.socketPath, 1_000);
+    } catch (err) {
+      throw new ContinuumError('EXECUTOR_UNAVAILABLE', 'the session daemon is unavailable (restarting); retry shortly', { retryable: true, retryAfterMs: 200 }, { cause: err });
+    }
+    const link = new RpcLink(socket, 'session daemon');
+    link.onEvent((name, data) => this.eventHandler(name, data));
+    await link.call('hello', this.hello, 2_000);
+    this.link = link;
+    return link;
+  }
+}

@@ -1,0 +1,26 @@
+import type { ProcessRow } from '../../supervisor/supervisor.js';
+import { formatBytes, formatDuration, table } from '../format.js';
+import { controlCall } from '../runtime.js';
+
+export async function ps(opts: { home: string; json?: boolean }): Promise<string> {
+  const { processes, lostLogLines } = await controlCall<{ processes: ProcessRow[]; lostLogLines: Record<string, number> }>(opts.home, 'ps');
+  if (opts.json) return JSON.stringify({ processes, lostLogLines }, null, 2);
+  const rows = processes.map((p) => [
+    p.name,
+    p.pid === null ? '-' : String(p.pid),
+    p.environment ?? '-',
+    p.state === 'failed' ? 'FAILED' : p.state,
+    String(p.restarts),
+    formatDuration(p.uptimeMs),
+    formatBytes(p.rssBytes),
+    p.cpuPercent === null ? '-' : p.cpuPercent.toFixed(1),
+    p.sessions === null ? '-' : String(p.sessions),
+  ]);
+  let out = table(['NAME', 'PID', 'ENV', 'STATE', 'RESTARTS', 'UPTIME', 'RSS', 'CPU%', 'SESSIONS'], rows);
+  for (const p of processes) {
+    if (p.state === 'failed') out += `\n! ${p.name} (${p.id}) failed: ${p.reason}; \`continuum restart ${p.environment ?? p.id}\` tries again`;
+    else if (p.state === 'restarting' && p.reason) out += `\n  ${p.name} (${p.id}) restarting: ${p.reason}`;
+  }
+  for (const [file, n] of Object.entries(lostLogLines)) out += `\n! ${n} lines could not be written to ${file}.log`;
+  return out;
+}

@@ -1,0 +1,341 @@
+// The TypeScript SDK: a typed JSON-RPC client over WebSocket that reconnects with jittered
+// backoff and rejoins its session by itself. Requests pending when the connection breaks
+// are rejected at once (CONTINUUM_CONNECTION_LOST, retryable); requests made while it is
+// reconnecting wait for it, within their deadline.
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import { ContinuumError, isContinuumError } from '../protocol/errors.js';
+import type { RpcFailure, RpcNotification, RpcSuccess } from '../protocol/jsonrpc.js';
+import type { ParamsOf, ResultOf } from '../protocol/method.js';
+import * as m from '../protocol/methods/index.js';
+import { backoffDelay } from './backoff.js';
+
+export interface ReconnectOptions {
+  initialMs?: number;
+  maxMs?: number;
+  /** Give up after this many failed attempts in a row (default: never). */
+  maxAttempts?: number;
+}
+
+export interface ConnectOptions {
+  url: string;
+  token: string;
+  /** Environment of the session; not needed when joining by sessionId. */
+  environment?: string;
+  sessionId?: string;
+  mode?: m.SessionMode;
+  label?: string;
+  reconnect?: boolean | ReconnectOptions;
+  /** Deadline of a request unless the call sets its own (default 60 s). */
+  requestTimeoutMs?: number;
+  /** Extra headers for the upgrade (e.g. Origin in tests). */
+  headers?: Record<string, string>;
+}
+
+export interface RequestOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  onNotification?: (method: string, params: unknown) => void;
+}
+
+export interface ExecOptions extends Omit<ParamsOf<typeof m.shellExec>, 'command' | 'stream'> {
+  /** Called with output as it arrives (turns streaming on). */
+  onOutput?: (stream: 'stdout' | 'stderr', data: string) => void;
+  signal?: AbortSignal;
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+  onNotification: ((method: string, params: unknown) => void) | undefined;
+  cleanup: () => void;
+}
+
+export interface ClientEvents {
+  executorRestarted: [{ sessionId: string; executor: { id: string; pid: number } }];
+  disconnected: [ContinuumError];
+  reconnecting: [{ attempt: number; delayMs: number }];
+  reconnected: [m.SessionBindResult];
+  error: [ContinuumError];
+  closed: [];
+}
+
+const OPEN = 1;
+
+export class ContinuumClient extends EventEmitter<ClientEvents> {
+  private ws: WebSocket | undefined;
+  private readonly pending = new Map<string, Pending>();
+  private closedByUser = false;
+  private ready: Promise<void> = Promise.resolve();
+  private session_: m.SessionBindResult | undefined;
+
+  private constructor(private readonly opts: ConnectOptions) {
+    super();
+  }
+
+  static async connect(opts: ConnectOptions): Promise<ContinuumClient> {
+    if (!opts.environment && !opts.sessionId) throw new ContinuumError('CONNECT_FAILED', 'connect() needs an environment, a sessionId, or both');
+    const client = new ContinuumClient(opts);
+    await client.open();
+    client.session_ = await client.bind(opts.mode ?? 'auto');
+    return client;
+  }
+
+  /** The session this client is bound to. */
+  get session(): m.SessionBindResult {
+    return this.session_!;
+  }
+
+  get connected(): boolean {
+    return this.ws?.readyState === OPEN;
+  }
+
+  // --- commands -----------------------------------------------------------------------
+  ping() {
+    return this.call(m.systemPing, {});
+  }
+  commands() {
+    return this.call(m.systemCommands, {});
+  }
+  info() {
+    return this.call(m.sessionInfo, {});
+  }
+  processInfo() {
+    return this.call(m.processInfo, {});
+  }
+  log(level: m.LogLevelName, message: string, data?: Record<string, unknown>) {
+    return this.call(m.logWrite, data ? { level, message, data } : { level, message });
+  }
+  exec(command: string, options: ExecOptions = {}) {
+    const { onOutput, signal, ...rest } = options;
+    const params = { ...rest, command, ...(onOutput ? { stream: true } : {}) };
+    const shellTimeout = rest.timeoutMs ?? 60_000;
+    return this.call(m.shellExec, params, {
+      timeoutMs: shellTimeout + 10_000,
+      ...(signal ? { signal } : {}),
+      onNotification: (method, p) => {
+        if (method === 'shell.output' && onOutput) {
+          const out = p as m.ShellOutput;
+          onOutput(out.stream, out.data);
+        }
+      },
+    });
+  }
+  readonly state = {
+    get: (key: string) => this.call(m.stateGet, { key }).then((r) => r.value),
+    set: (key: string, value: unknown) => this.call(m.stateSet, { key, value }),
+    delete: (key: string) => this.call(m.stateDelete, { key }),
+    list: () => this.call(m.stateList, {}).then((r) => r.keys),
+  };
+  readonly fs = {
+    read: (path: string, encoding?: 'utf8' | 'base64') => this.call(m.fsRead, encoding ? { path, encoding } : { path }),
+    write: (path: string, content: string, encoding?: 'utf8' | 'base64') => this.call(m.fsWrite, encoding ? { path, content, encoding } : { path, content }),
+    list: (path?: string) => this.call(m.fsList, path ? { path } : {}),
+    stat: (path: string) => this.call(m.fsStat, { path }),
+    delete: (path: string) => this.call(m.fsDelete, { path }),
+  };
+  /** Ends the session for good (state and workspace deleted). */
+  closeSession() {
+    return this.call(m.sessionClose, {});
+  }
+
+  /** Calls a method by its descriptor, typed end to end. */
+  call<D extends m.MethodDescriptorLike>(method: D, params: ParamsOf<D>, options?: RequestOptions): Promise<ResultOf<D>> {
+    return this.request(method.name, params, options) as Promise<ResultOf<D>>;
+  }
+
+  /** Calls any method by name (for methods this SDK version doesn't know). */
+  async request(method: string, params?: unknown, options: RequestOptions = {}): Promise<unknown> {
+    if (this.closedByUser) throw new ContinuumError('CLIENT_CLOSED', 'this client was closed; connect() again');
+    const timeoutMs = options.timeoutMs ?? this.opts.requestTimeoutMs ?? 60_000;
+    const deadline = Date.now() + timeoutMs;
+    await withDeadline(this.ready, timeoutMs, `not reconnected within ${timeoutMs} ms`);
+    return this.send(method, params, Math.max(1, deadline - Date.now()), options);
+  }
+
+  /** Closes the connection (the session lives on, for a later join). */
+  async close(): Promise<void> {
+    if (this.closedByUser) return;
+    this.closedByUser = true;
+    this.rejectAll(new ContinuumError('CLIENT_CLOSED', 'the client was closed while this request was pending'));
+    const ws = this.ws;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        ws.once('close', () => resolve());
+        ws.close(1000);
+        setTimeout(resolve, 1_000).unref();
+      });
+    }
+    this.emit('closed');
+  }
+
+  // --- plumbing -----------------------------------------------------------------------
+  private send(method: string, params: unknown, timeoutMs: number, options: RequestOptions): Promise<unknown> {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) {
+      return Promise.reject(new ContinuumError('CONNECTION_LOST', 'not connected; the client is reconnecting', { retryable: true }));
+    }
+    const id = randomUUID();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => settle(new ContinuumError('CLIENT_TIMEOUT', `${method} was aborted`, { reason: String(options.signal?.reason ?? 'aborted') }));
+      const settle = (err: Error) => {
+        const p = this.pending.get(id);
+        if (!p) return;
+        this.pending.delete(id);
+        p.cleanup();
+        reject(err);
+      };
+      if (options.signal?.aborted) return onAbort();
+      const timer = setTimeout(() => settle(new ContinuumError('CLIENT_TIMEOUT', `${method} got no answer within ${timeoutMs} ms`, { retryable: true })), timeoutMs);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(id, {
+        resolve,
+        reject,
+        timer,
+        onNotification: options.onNotification,
+        cleanup: () => {
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+        },
+      });
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params: params ?? {} }));
+    });
+  }
+
+  private open(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.opts.url, { headers: { authorization: `Bearer ${this.opts.token}`, ...this.opts.headers }, perMessageDeflate: false });
+      let opened = false;
+      ws.on('unexpected-response', (_req, res) => {
+        const err = new ContinuumError(res.statusCode === 401 ? 'UNAUTHORIZED' : 'CONNECT_FAILED', `the server refused the connection: HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim(), { status: res.statusCode });
+        res.resume();
+        ws.terminate();
+        reject(err);
+      });
+      ws.once('open', () => {
+        opened = true;
+        this.ws = ws;
+        resolve();
+      });
+      ws.on('message', (data: Buffer) => this.onMessage(data));
+      ws.once('error', (err) => {
+        if (!opened) reject(new ContinuumError('CONNECT_FAILED', `cannot connect to ${this.opts.url}: ${err.message}`, { retryable: true }, { cause: err }));
+      });
+      ws.once('close', (code, reason) => {
+        if (opened) this.onClose(code, reason.toString());
+      });
+    });
+  }
+
+  private async bind(mode: m.SessionMode): Promise<m.SessionBindResult> {
+    const { environment, sessionId, label } = this.opts;
+    if (!environment) return this.call(m.sessionJoin, { sessionId: sessionId! });
+    const params: ParamsOf<typeof m.sessionConnect> = { environment, mode };
+    if (sessionId) params.sessionId = sessionId;
+    if (label) params.label = label;
+    return this.call(m.sessionConnect, params);
+  }
+
+  private onMessage(data: Buffer): void {
+    let msg: RpcSuccess | RpcFailure | RpcNotification;
+    try {
+      msg = JSON.parse(data.toString('utf8')) as typeof msg;
+    } catch {
+      return;
+    }
+    if ('method' in msg) {
+      const params = msg.params as { requestId?: string; sessionId?: string; executor?: { id: string; pid: number } };
+      if (msg.method === 'session.executorRestarted' && params.sessionId && params.executor) {
+        this.emit('executorRestarted', { sessionId: params.sessionId, executor: params.executor });
+        if (this.session_) this.session_ = { ...this.session_, executor: params.executor };
+      } else if (params?.requestId) {
+        this.pending.get(params.requestId)?.onNotification?.(msg.method, msg.params);
+      }
+      return;
+    }
+    if (typeof msg.id !== 'string') return;
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    this.pending.delete(msg.id);
+    p.cleanup();
+    if ('error' in msg) p.reject(ContinuumError.fromRpc(msg.error));
+    else p.resolve(msg.result);
+  }
+
+  private rejectAll(err: ContinuumError): void {
+    for (const p of this.pending.values()) {
+      p.cleanup();
+      p.reject(err);
+    }
+    this.pending.clear();
+  }
+
+  private onClose(code: number, reason: string): void {
+    this.ws = undefined;
+    const err = new ContinuumError('CONNECTION_LOST', `the connection closed (code ${code}${reason ? `: ${reason}` : ''}) with this request pending; it may or may not have run`, { retryable: true, closeCode: code });
+    this.rejectAll(err);
+    if (this.closedByUser) return;
+    this.emit('disconnected', err);
+    const reconnect = this.opts.reconnect ?? true;
+    if (reconnect === false || !this.session_) {
+      this.closedByUser = true;
+      this.emit('closed');
+      return;
+    }
+    const settings = reconnect === true ? {} : reconnect;
+    this.ready = this.reconnectLoop(settings);
+    this.ready.catch(() => undefined);
+  }
+
+  private async reconnectLoop(settings: ReconnectOptions): Promise<void> {
+    const initial = settings.initialMs ?? 100;
+    const max = settings.maxMs ?? 5_000;
+    for (let attempt = 0; !this.closedByUser; attempt++) {
+      if (settings.maxAttempts !== undefined && attempt >= settings.maxAttempts) break;
+      const delayMs = backoffDelay(attempt, initial, max);
+      this.emit('reconnecting', { attempt: attempt + 1, delayMs });
+      await new Promise((r) => setTimeout(r, delayMs));
+      if (this.closedByUser) break;
+      try {
+        await this.open();
+        // Rejoin the same session: the server keeps its state. (Sent directly: ordinary
+        // requests wait on this very loop.)
+        const params = { environment: this.session_!.environment, sessionId: this.session_!.sessionId, mode: 'join' };
+        this.session_ = (await this.send(m.sessionConnect.name, params, 10_000, {})) as m.SessionBindResult;
+        this.emit('reconnected', this.session_);
+        return;
+      } catch (err) {
+        const e = err as ContinuumError;
+        if (isContinuumError(e, 'SESSION_NOT_FOUND') || isContinuumError(e, 'UNAUTHORIZED')) {
+          this.closedByUser = true;
+          this.ws?.terminate();
+          this.emit('error', e);
+          this.emit('closed');
+          throw e;
+        }
+        this.ws?.terminate();
+        this.ws = undefined;
+      }
+    }
+    const e = new ContinuumError('CONNECTION_LOST', 'gave up reconnecting', { retryable: false });
+    this.closedByUser = true;
+    this.emit('error', e);
+    throw e;
+  }
+}
+
+function withDeadline(p: Promise<void>, ms: number, message: string): Promise<void> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<void>((_, reject) => {
+      timer = setTimeout(() => reject(new ContinuumError('CLIENT_TIMEOUT', message, { retryable: true })), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export function connect(opts: ConnectOptions): Promise<ContinuumClient> {
+  return ContinuumClient.connect(opts);
+}

@@ -1,0 +1,31 @@
+// The five environments of DESIGN.md. Limits are sized for a 2-core machine.
+import type { z } from 'zod';
+import type { environmentSchema } from './schema.js';
+
+const MiB = 1024 * 1024;
+const aiApiHosts = ['api.anthropic.com:443', 'api.openai.com:443', 'generativelanguage.googleapis.com:443'];
+
+type EnvironmentInput = z.input<typeof environmentSchema>;
+
+export const defaultEnvironments: readonly EnvironmentInput[] = [
+  {
+    name: 'browser',
+    sandbox: { isolation: 'confined', memory: 512 * MiB, cpu: 0.5, pids: 128, network: 'none' },
+  },
+  {
+    name: 'server',
+    sandbox: { isolation: 'none', network: 'host', seccomp: false },
+  },
+  {
+    name: 'remote',
+    sandbox: { isolation: 'confined', memory: 256 * MiB, cpu: 0.5, pids: 128, network: 'none' },
+  },
+  {
+    name: 'agent',
+    sandbox: { isolation: 'confined', memory: 512 * MiB, cpu: 0.5, pids: 256, network: { allow: aiApiHosts } },
+  },
+  {
+    name: 'persona',
+    sandbox: { isolation: 'confined', memory: 256 * MiB, cpu: 0.5, pids: 128, network: { allow: aiApiHosts } },
+  },
+];

@@ -1,0 +1,45 @@
+// Where everything lives under <home> (DESIGN.md).
+import path from 'node:path';
+
+export interface HomePaths {
+  home: string;
+  logs: string;
+  run: string;
+  state: string;
+  workspaces: string;
+  artifacts: string;
+  secrets: string;
+  supervisorSocket: string;
+  sessionSocket: string;
+  /** Written by a running supervisor: pid, url, port. */
+  runtimeFile: string;
+  executorSocket(executorId: string): string;
+  workspace(environment: string, sessionId: string): string;
+  envLog(environment: string): string;
+}
+
+export const SERVER_LOG = 'server';
+
+export function homePaths(home: string): HomePaths {
+  const root = path.resolve(home);
+  const run = path.join(root, 'run');
+  return {
+    home: root,
+    logs: path.join(root, 'logs'),
+    run,
+    state: path.join(root, 'state'),
+    workspaces: path.join(root, 'workspaces'),
+    artifacts: path.join(root, 'artifacts'),
+    secrets: path.join(root, 'secrets.json'),
+    supervisorSocket: path.join(run, 'supervisor.sock'),
+    sessionSocket: path.join(run, 'session.sock'),
+    runtimeFile: path.join(run, 'supervisor.json'),
+    executorSocket: (id) => path.join(run, `exec-${id}.sock`),
+    workspace: (environment, sessionId) => path.join(root, 'workspaces', environment, sessionId),
+    envLog: (environment) => path.join(root, 'logs', `${environment}.log`),
+  };
+}
+
+export function resolveHome(option?: string): string {
+  return path.resolve(option ?? process.env.CONTINUUM_HOME ?? '.continuum');
+}

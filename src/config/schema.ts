@@ -1,0 +1,100 @@
+// The config file's schema. Every field has a default, so `{}` is a valid config and the
+// five environments of DESIGN.md are what you get without one.
+import { z } from 'zod';
+import { commandNamespaces } from '../protocol/methods/index.js';
+
+const MiB = 1024 * 1024;
+
+export const ENVIRONMENT_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
+
+const hostRule = z
+  .string()
+  .regex(/^(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$|^\*$/, 'a host rule is "host", "*.domain" or either with ":port"');
+
+export const sandboxSchema = z
+  .object({
+    /** Refuse to start the environment when the profile can't be enforced on this host. */
+    strict: z.boolean().default(false),
+    /** `none` runs the executor like any local process (the `server` environment). */
+    isolation: z.enum(['none', 'confined']).default('confined'),
+    memory: z.number().int().min(16 * MiB).optional().describe('bytes, no swap'),
+    cpu: z.number().positive().max(256).optional().describe('share of one core'),
+    pids: z.number().int().min(8).optional(),
+    filesystem: z
+      .object({
+        readOnly: z.array(z.string().startsWith('/')).default([]),
+        writable: z.array(z.string().startsWith('/')).default([]),
+      })
+      .strict()
+      .default({ readOnly: [], writable: [] }),
+    network: z.union([z.literal('none'), z.literal('host'), z.object({ allow: z.array(hostRule) }).strict()]).default('none'),
+    seccomp: z.boolean().default(true),
+  })
+  .strict();
+export type SandboxProfile = z.infer<typeof sandboxSchema>;
+
+export const environmentSchema = z
+  .object({
+    name: z.string().regex(ENVIRONMENT_NAME_PATTERN, 'environment names are 1-32 characters of [a-z0-9-], starting with a letter'),
+    enabled: z.boolean().default(true),
+    replicas: z.number().int().min(1).max(64).default(1),
+    sessionIdleMs: z.number().int().min(1000).default(24 * 3600_000),
+    output: z
+      .object({ maxBytes: z.number().int().min(1024).max(256 * MiB).default(MiB) })
+      .strict()
+      .default({ maxBytes: MiB }),
+    commands: z
+      .array(z.string().refine((ns) => commandNamespaces.includes(ns), { message: `known namespaces: ${commandNamespaces.join(', ')}` }))
+      .default([...commandNamespaces]),
+    shell: z
+      .object({
+        defaultTimeoutMs: z.number().int().positive().default(60_000),
+        maxTimeoutMs: z.number().int().positive().default(3600_000),
+      })
+      .strict()
+      .default({ defaultTimeoutMs: 60_000, maxTimeoutMs: 3600_000 }),
+    sandbox: sandboxSchema.default(sandboxSchema.parse({})),
+  })
+  .strict();
+export type EnvironmentConfig = z.infer<typeof environmentSchema>;
+
+export const configSchema = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(7070),
+    limits: z
+      .object({
+        frameSoftBytes: z.number().int().min(1024).default(4 * MiB),
+        frameHardBytes: z.number().int().min(1024).default(16 * MiB),
+        maxInFlightPerConnection: z.number().int().min(1).default(64),
+        defaultTimeoutMs: z.number().int().positive().default(30_000),
+      })
+      .strict()
+      .default({ frameSoftBytes: 4 * MiB, frameHardBytes: 16 * MiB, maxInFlightPerConnection: 64, defaultTimeoutMs: 30_000 }),
+    restart: z
+      .object({
+        intensity: z.number().int().min(1).default(5).describe('restarts allowed within periodMs before the environment is marked failed'),
+        periodMs: z.number().int().min(100).default(60_000),
+        backoffInitialMs: z.number().int().min(0).default(100),
+        backoffMaxMs: z.number().int().min(0).default(5_000),
+        stableAfterMs: z.number().int().min(0).default(10_000),
+      })
+      .strict()
+      .default({ intensity: 5, periodMs: 60_000, backoffInitialMs: 100, backoffMaxMs: 5_000, stableAfterMs: 10_000 }),
+    heartbeat: z
+      .object({ intervalMs: z.number().int().min(50).default(1_000), timeoutMs: z.number().int().min(100).default(3_000) })
+      .strict()
+      .default({ intervalMs: 1_000, timeoutMs: 3_000 }),
+    logs: z
+      .object({ maxBytes: z.number().int().min(4096).default(10 * MiB), maxFiles: z.number().int().min(1).max(100).default(5) })
+      .strict()
+      .default({ maxBytes: 10 * MiB, maxFiles: 5 }),
+    /** Merged by name onto the five default environments; `enabled: false` removes one. */
+    environments: z.array(z.record(z.string(), z.unknown())).default([]),
+  })
+  .strict();
+
+export type RawConfig = z.infer<typeof configSchema>;
+export interface Config extends Omit<RawConfig, 'environments'> {
+  environments: EnvironmentConfig[];
+}

@@ -1,0 +1,168 @@
+// continuum-session-daemon: the session directory and all session state, on disk.
+// Asked by the edge at connect/join/close, and by executors to load a session and to
+// persist its state; never on the path of an ordinary command.
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { verifyBusProof } from '../../bus/auth.js';
+import { listenFrameSockets } from '../../bus/frame-socket.js';
+import { RpcLink } from '../../bus/rpc-link.js';
+import { readBoot, SupervisorChannel } from '../../bus/supervisor-channel.js';
+import { homePaths } from '../../config/paths.js';
+import { childLogger } from '../../logging/child-log.js';
+import { ContinuumError } from '../../protocol/errors.js';
+import type { LoadedSession, OpenSessionRequest, ShellState, StoredSession } from '../../protocol/internal.js';
+import { SESSION_ID_PATTERN } from '../../protocol/method.js';
+import { SessionStore } from './session-store.js';
+
+const boot = readBoot();
+const paths = homePaths(boot.home);
+const log = childLogger({ component: 'session-daemon' }, 'server');
+const busKey = boot.busKey ?? '';
+const environments = new Map(boot.config.environments.map((e) => [e.name, e]));
+
+const store = new SessionStore(path.join(paths.state, 'sessions.db'));
+const executorLinks = new Map<string, RpcLink>();
+
+function envLog(environment: string) {
+  return childLogger({ component: 'session-daemon', env: environment }, environment);
+}
+
+function workspaceOf(s: StoredSession): string {
+  return paths.workspace(s.environment, s.sessionId);
+}
+
+function removeWorkspace(s: StoredSession): void {
+  fs.rmSync(workspaceOf(s), { recursive: true, force: true });
+}
+
+function endSession(s: StoredSession, why: 'closed' | 'expired'): void {
+  store.delete(s.sessionId);
+  removeWorkspace(s);
+  executorLinks.get(s.executorId)?.emit('session.evict', { sessionId: s.sessionId });
+  envLog(s.environment).info(`session ${why}`, { sessionId: s.sessionId, event: `session.${why}` });
+}
+
+function requireString(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw new ContinuumError('INVALID_PARAMS', `invalid params: ${field} must be a non-empty string`);
+  return value;
+}
+
+function requireRole(link: RpcLink, role: 'websocket-daemon' | 'executor'): string {
+  const [r, id] = (link.identity ?? ':').split(':');
+  if (r !== role || !id) throw new ContinuumError('FORBIDDEN', `only a ${role} may call this`);
+  return id;
+}
+
+/** An executor may only touch sessions bound to it. */
+function ownedSession(link: RpcLink, sessionId: unknown): StoredSession {
+  const executorId = requireRole(link, 'executor');
+  const s = store.get(requireString(sessionId, 'sessionId'));
+  if (!s) throw new ContinuumError('SESSION_NOT_FOUND', `session ${String(sessionId)} not found; it may have been closed or expired`);
+  if (s.executorId !== executorId) throw new ContinuumError('FORBIDDEN', `session ${s.sessionId} is not bound to executor ${executorId}`);
+  return s;
+}
+
+function onLink(link: RpcLink): void {
+  link.handle('hello', (p) => {
+    const { role, id, proof } = (p ?? {}) as { role?: string; id?: string; proof?: string };
+    if (!role || !id || !verifyBusProof(busKey, role, id, proof)) {
+      link.socket.destroy();
+      throw new ContinuumError('UNAUTHORIZED', 'bad bus credentials');
+    }
+    link.identity = `${role}:${id}`;
+    if (role === 'executor') {
+      executorLinks.get(id)?.close();
+      executorLinks.set(id, link);
+      link.socket.onClose(() => {
+        if (executorLinks.get(id) === link) executorLinks.delete(id);
+      });
+    }
+    return { ok: true };
+  });
+
+  // --- the edge ---
+  link.handle('session.open', (p) => {
+    requireRole(link, 'websocket-daemon');
+    const req = p as OpenSessionRequest;
+    const env = environments.get(req.environment);
+    if (!env) throw new ContinuumError('INVALID_PARAMS', `invalid params: unknown environment "${req.environment}"`);
+    if (req.sessionId !== undefined && !SESSION_ID_PATTERN.test(req.sessionId)) {
+      throw new ContinuumError('INVALID_PARAMS', 'invalid params: session ids are 1-128 characters of [A-Za-z0-9._-]');
+    }
+    const result = store.open(req, () => randomUUID(), (from, to) => {
+      const src = workspaceOf(from);
+      const dst = workspaceOf(to);
+      if (fs.existsSync(src)) fs.cpSync(src, dst, { recursive: true, verbatimSymlinks: true });
+    });
+    fs.mkdirSync(workspaceOf(result.session), { recursive: true, mode: 0o700 });
+    return result;
+  });
+  link.handle('session.get', (p) => {
+    requireRole(link, 'websocket-daemon');
+    const s = store.get(requireString((p as { sessionId?: string })?.sessionId, 'sessionId'));
+    if (!s) throw new ContinuumError('SESSION_NOT_FOUND', 'session not found; it may have been closed or expired');
+    return s;
+  });
+  link.handle('session.close', (p) => {
+    requireRole(link, 'websocket-daemon');
+    const s = store.get(requireString((p as { sessionId?: string })?.sessionId, 'sessionId'));
+    if (!s) throw new ContinuumError('SESSION_NOT_FOUND', 'session not found; it may have been closed or expired');
+    endSession(s, 'closed');
+    return { ok: true };
+  });
+  link.handle('session.touch', (p) => {
+    requireRole(link, 'websocket-daemon');
+    const { sessionIds, at } = p as { sessionIds: string[]; at: number };
+    if (Array.isArray(sessionIds) && sessionIds.length > 0) store.touch(sessionIds.filter((s) => typeof s === 'string'), Math.min(Number(at) || Date.now(), Date.now()));
+    return { ok: true };
+  });
+
+  // --- executors ---
+  link.handle('session.load', (p): LoadedSession => {
+    const s = ownedSession(link, (p as { sessionId?: string })?.sessionId);
+    const workspace = workspaceOf(s);
+    fs.mkdirSync(workspace, { recursive: true, mode: 0o700 });
+    return { session: s, workspace, kv: store.kv(s.sessionId), shell: store.shell(s.sessionId) };
+  });
+  link.handle('state.set', async (p) => {
+    const { sessionId, key, value } = p as { sessionId: string; key: string; value: unknown };
+    ownedSession(link, sessionId);
+    await store.setKv(sessionId, requireString(key, 'key'), value);
+    return { ok: true };
+  });
+  link.handle('state.delete', async (p) => {
+    const { sessionId, key } = p as { sessionId: string; key: string };
+    ownedSession(link, sessionId);
+    await store.deleteKv(sessionId, requireString(key, 'key'));
+    return { ok: true };
+  });
+  link.handle('shell.save', async (p) => {
+    const { sessionId, shell } = p as { sessionId: string; shell: ShellState };
+    ownedSession(link, sessionId);
+    await store.setShell(sessionId, shell);
+    return { ok: true };
+  });
+}
+
+function sweepExpired(): void {
+  for (const env of environments.values()) {
+    for (const s of store.expired(env.name, env.sessionIdleMs)) endSession(s, 'expired');
+  }
+}
+
+const server = await listenFrameSockets(paths.sessionSocket, (socket) => onLink(new RpcLink(socket, 'session client')));
+const shortestIdle = Math.min(...boot.config.environments.map((e) => e.sessionIdleMs));
+const sweepTimer = setInterval(sweepExpired, Math.max(1_000, Math.min(60_000, Math.floor(shortestIdle / 4))));
+sweepTimer.unref();
+sweepExpired();
+
+const channel = new SupervisorChannel(async () => {
+  clearInterval(sweepTimer);
+  await server.close();
+  store.close();
+  log.info('session daemon stopped');
+});
+channel.onQuery((q) => (q === 'sessionCounts' ? store.counts() : null));
+log.info('session daemon ready', { socket: paths.sessionSocket });
+channel.ready();

@@ -1,0 +1,211 @@
+// The session directory and session state, in SQLite (WAL). Writes that arrive in the same
+// tick are committed in one transaction (group commit) and acknowledged after it: an
+// acknowledged write survives a kill -9 of this process.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { ContinuumError } from '../../protocol/errors.js';
+import type { OpenSessionRequest, OpenSessionResult, ShellState, StoredSession } from '../../protocol/internal.js';
+
+interface SessionRow {
+  id: string;
+  environment: string;
+  label: string | null;
+  created_at: number;
+  last_active_at: number;
+  executor_id: string;
+}
+
+const toSession = (r: SessionRow): StoredSession => ({
+  sessionId: r.id,
+  environment: r.environment,
+  label: r.label,
+  createdAt: r.created_at,
+  lastActiveAt: r.last_active_at,
+  executorId: r.executor_id,
+});
+
+type Write = () => void;
+
+export class SessionStore {
+  private readonly db: Database.Database;
+  private queue: { write: Write; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private flushScheduled = false;
+  private readonly stmt;
+
+  constructor(file: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS sessions (
+        id TEXT PRIMARY KEY, environment TEXT NOT NULL, label TEXT,
+        created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL, executor_id TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS sessions_executor ON sessions(executor_id);
+      CREATE TABLE IF NOT EXISTS kv (
+        session_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (session_id, key));
+      CREATE TABLE IF NOT EXISTS shell (session_id TEXT PRIMARY KEY, cwd TEXT, env TEXT);
+    `);
+    this.stmt = {
+      get: this.db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
+      insert: this.db.prepare('INSERT INTO sessions (id, environment, label, created_at, last_active_at, executor_id) VALUES (?, ?, ?, ?, ?, ?)'),
+      rebind: this.db.prepare('UPDATE sessions SET executor_id = ?, last_active_at = ? WHERE id = ?'),
+      touch: this.db.prepare('UPDATE sessions SET last_active_at = MAX(last_active_at, ?) WHERE id = ?'),
+      delete: this.db.prepare('DELETE FROM sessions WHERE id = ?'),
+      deleteKv: this.db.prepare('DELETE FROM kv WHERE session_id = ?'),
+      deleteShell: this.db.prepare('DELETE FROM shell WHERE session_id = ?'),
+      kvAll: this.db.prepare<[string], { key: string; value: string }>('SELECT key, value FROM kv WHERE session_id = ?'),
+      kvSet: this.db.prepare('INSERT INTO kv (session_id, key, value) VALUES (?, ?, ?) ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value'),
+      kvDelete: this.db.prepare('DELETE FROM kv WHERE session_id = ? AND key = ?'),
+      kvCopy: this.db.prepare('INSERT INTO kv (session_id, key, value) SELECT ?, key, value FROM kv WHERE session_id = ?'),
+      shellGet: this.db.prepare<[string], { cwd: string | null; env: string | null }>('SELECT cwd, env FROM shell WHERE session_id = ?'),
+      shellSet: this.db.prepare('INSERT INTO shell (session_id, cwd, env) VALUES (?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, env = excluded.env'),
+      shellCopy: this.db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT ?, cwd, env FROM shell WHERE session_id = ?'),
+      counts: this.db.prepare<[], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions GROUP BY executor_id'),
+      countsFor: this.db.prepare<[string], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions WHERE environment = ? GROUP BY executor_id'),
+      expired: this.db.prepare<[string, number], SessionRow>('SELECT * FROM sessions WHERE environment = ? AND last_active_at < ?'),
+      byEnvironment: this.db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE environment = ? ORDER BY last_active_at DESC'),
+    };
+  }
+
+  get(sessionId: string): StoredSession | undefined {
+    const row = this.stmt.get.get(sessionId);
+    return row ? toSession(row) : undefined;
+  }
+
+  list(environment: string): StoredSession[] {
+    return this.stmt.byEnvironment.all(environment).map(toSession);
+  }
+
+  /**
+   * connect/join/fork in one transaction. `copyWorkspace` runs inside it for forks, so a
+   * failed copy leaves no half-made session behind.
+   */
+  open(req: OpenSessionRequest, newId: () => string, copyWorkspace: (from: StoredSession, to: StoredSession) => void): OpenSessionResult {
+    const now = Date.now();
+    return this.db.transaction((): OpenSessionResult => {
+      const existing = req.sessionId ? this.get(req.sessionId) : undefined;
+      if (req.mode === 'fork') {
+        if (!req.sessionId) throw new ContinuumError('INVALID_PARAMS', 'invalid params: mode "fork" needs the sessionId of the session to fork', { issues: [{ path: ['sessionId'], message: 'required for fork' }] });
+        if (!existing) throw new ContinuumError('SESSION_NOT_FOUND', `session ${req.sessionId} not found; it may have been closed or expired`);
+        this.checkEnvironment(existing, req.environment);
+        const created = this.insert(newId(), req.environment, req.label ?? existing.label, req.replicas, now);
+        this.stmt.kvCopy.run(created.sessionId, existing.sessionId);
+        this.stmt.shellCopy.run(created.sessionId, existing.sessionId);
+        copyWorkspace(existing, created);
+        return { session: created, action: 'forked' };
+      }
+      if (existing) {
+        if (req.mode === 'new') throw new ContinuumError('SESSION_EXISTS', `session ${existing.sessionId} already exists; join it or choose another id`);
+        this.checkEnvironment(existing, req.environment);
+        let executorId = existing.executorId;
+        // A replica that no longer exists (config shrank): rebind to the least loaded one.
+        if (req.replicas.length > 0 && !req.replicas.includes(executorId)) executorId = this.leastLoaded(req.environment, req.replicas);
+        this.stmt.rebind.run(executorId, now, existing.sessionId);
+        return { session: { ...existing, executorId, lastActiveAt: now }, action: 'joined' };
+      }
+      if (req.mode === 'join') throw new ContinuumError('SESSION_NOT_FOUND', `session ${req.sessionId ?? '(none given)'} not found; connect with mode "auto" or "new" to create it`);
+      const created = this.insert(req.sessionId ?? newId(), req.environment, req.label ?? null, req.replicas, now);
+      return { session: created, action: 'created' };
+    })();
+  }
+
+  private checkEnvironment(session: StoredSession, environment: string): void {
+    if (session.environment !== environment) {
+      throw new ContinuumError('SESSION_WRONG_ENVIRONMENT', `session ${session.sessionId} belongs to environment "${session.environment}", not "${environment}"`);
+    }
+  }
+
+  private insert(id: string, environment: string, label: string | null, replicas: string[], now: number): StoredSession {
+    const executorId = this.leastLoaded(environment, replicas);
+    this.stmt.insert.run(id, environment, label, now, now, executorId);
+    return { sessionId: id, environment, label, createdAt: now, lastActiveAt: now, executorId };
+  }
+
+  private leastLoaded(environment: string, replicas: string[]): string {
+    if (replicas.length === 0) throw new ContinuumError('EXECUTOR_UNAVAILABLE', `environment ${environment} has no executors`);
+    const counts = new Map(this.stmt.countsFor.all(environment).map((r) => [r.executor_id, r.n]));
+    let best = replicas[0]!;
+    for (const id of replicas) if ((counts.get(id) ?? 0) < (counts.get(best) ?? 0)) best = id;
+    return best;
+  }
+
+  delete(sessionId: string): void {
+    this.db.transaction(() => {
+      this.stmt.delete.run(sessionId);
+      this.stmt.deleteKv.run(sessionId);
+      this.stmt.deleteShell.run(sessionId);
+    })();
+  }
+
+  touch(sessionIds: string[], at: number): void {
+    this.db.transaction(() => {
+      for (const id of sessionIds) this.stmt.touch.run(at, id);
+    })();
+  }
+
+  expired(environment: string, idleMs: number, now = Date.now()): StoredSession[] {
+    return this.stmt.expired.all(environment, now - idleMs).map(toSession);
+  }
+
+  counts(): Record<string, number> {
+    return Object.fromEntries(this.stmt.counts.all().map((r) => [r.executor_id, r.n]));
+  }
+
+  kv(sessionId: string): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const { key, value } of this.stmt.kvAll.all(sessionId)) out[key] = JSON.parse(value);
+    return out;
+  }
+
+  shell(sessionId: string): ShellState {
+    const row = this.stmt.shellGet.get(sessionId);
+    return { cwd: row?.cwd ?? null, env: row?.env ? (JSON.parse(row.env) as Record<string, string>) : null };
+  }
+
+  setKv(sessionId: string, key: string, value: unknown): Promise<void> {
+    const text = JSON.stringify(value ?? null);
+    return this.enqueue(() => this.stmt.kvSet.run(sessionId, key, text));
+  }
+
+  deleteKv(sessionId: string, key: string): Promise<void> {
+    return this.enqueue(() => this.stmt.kvDelete.run(sessionId, key));
+  }
+
+  setShell(sessionId: string, state: ShellState): Promise<void> {
+    return this.enqueue(() => this.stmt.shellSet.run(sessionId, state.cwd, state.env ? JSON.stringify(state.env) : null));
+  }
+
+  close(): void {
+    this.flush();
+    this.db.close();
+  }
+
+  private enqueue(write: Write): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ write, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    try {
+      this.db.transaction(() => {
+        for (const item of batch) item.write();
+      })();
+      for (const item of batch) item.resolve();
+    } catch (err) {
+      const e = new ContinuumError('INTERNAL', `the session store could not write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { retryable: true }, { cause: err });
+      for (const item of batch) item.reject(e);
+    }
+  }
+}

@@ -1,0 +1,126 @@
+// The edge's direct links to every executor. The supervisor tells us (over IPC) which
+// executors run where; we connect to their sockets and forward client frames as they are,
+// without re-serialising. When a link drops, every request in flight on it is answered at
+// once with a retryable -32003.
+import { FrameKind, requestLead, type Frame } from '../../bus/frame-codec.js';
+import { connectFrameSocket, type FrameSocket } from '../../bus/frame-socket.js';
+import { ContinuumError } from '../../protocol/errors.js';
+import type { ExecutorStatus } from '../../protocol/internal.js';
+import type { Logger } from '../../logging/child-log.js';
+
+export interface ExecutorLink {
+  status: ExecutorStatus;
+  socket: FrameSocket | undefined;
+  /** pid the socket is connected to; differs from status.pid while reconnecting. */
+  connectedPid: number | null;
+  /** Tags of requests in flight on this link. */
+  inflight: Set<number>;
+}
+
+export interface PoolEvents {
+  onFrame(link: ExecutorLink, frame: Frame): void;
+  /** The link went down: answer these tags with `error`. */
+  onLost(link: ExecutorLink, tags: number[], error: ContinuumError): void;
+  /** A new executor process is serving; `previousPid` is null on first start. */
+  onUp(link: ExecutorLink, previousPid: number | null): void;
+}
+
+const leadCache = new Map<string, Buffer>();
+function leadFor(sessionId: string): Buffer {
+  let lead = leadCache.get(sessionId);
+  if (!lead) {
+    if (leadCache.size > 100_000) leadCache.clear();
+    lead = requestLead(sessionId);
+    leadCache.set(sessionId, lead);
+  }
+  return lead;
+}
+
+export class ExecutorPool {
+  readonly links = new Map<string, ExecutorLink>();
+
+  constructor(private readonly events: PoolEvents, private readonly log: Logger) {}
+
+  byEnvironment(environment: string): ExecutorLink[] {
+    return [...this.links.values()].filter((l) => l.status.environment === environment);
+  }
+
+  update(statuses: ExecutorStatus[]): void {
+    for (const status of statuses) {
+      let link = this.links.get(status.id);
+      if (!link) {
+        link = { status, socket: undefined, connectedPid: null, inflight: new Set() };
+        this.links.set(status.id, link);
+      }
+      link.status = status;
+      if (status.state === 'running' && status.pid !== null && link.connectedPid !== status.pid) void this.connect(link, status.pid);
+    }
+  }
+
+  /** Why a request for this executor can't be sent now, or undefined if it can. */
+  unavailable(executorId: string): ContinuumError | undefined {
+    const link = this.links.get(executorId);
+    if (link?.socket?.open && link.status.state === 'running') return undefined;
+    return unavailableError(link?.status, executorId);
+  }
+
+  send(executorId: string, tag: number, sessionId: string, raw: Buffer): ExecutorLink | undefined {
+    const link = this.links.get(executorId);
+    if (!link?.socket?.open || link.status.state !== 'running') return undefined;
+    link.socket.send(FrameKind.Request, tag, raw, leadFor(sessionId));
+    link.inflight.add(tag);
+    return link;
+  }
+
+  private async connect(link: ExecutorLink, pid: number): Promise<void> {
+    const previousPid = link.connectedPid;
+    link.connectedPid = pid;
+    const old = link.socket;
+    link.socket = undefined;
+    old?.destroy();
+    let socket: FrameSocket;
+    try {
+      socket = await connectFrameSocket(link.status.socket, 2_000);
+    } catch (err) {
+      this.log.warn('cannot reach executor', { executorId: link.status.id, pid, error: (err as Error).message });
+      if (link.connectedPid === pid) link.connectedPid = null;
+      return;
+    }
+    if (link.connectedPid !== pid) {
+      socket.destroy();
+      return;
+    }
+    link.socket = socket;
+    socket.onFrame((frame) => this.events.onFrame(link, frame));
+    socket.onClose(() => {
+      if (link.socket !== socket) return;
+      link.socket = undefined;
+      link.connectedPid = null;
+      const tags = [...link.inflight];
+      link.inflight.clear();
+      if (link.status.state === 'running') link.status = { ...link.status, state: 'restarting' };
+      this.events.onLost(link, tags, unavailableError(link.status, link.status.id, pid));
+    });
+    this.events.onUp(link, previousPid ?? null);
+  }
+}
+
+export function unavailableError(status: ExecutorStatus | undefined, executorId: string, deadPid?: number): ContinuumError {
+  if (status?.state === 'failed') {
+    return new ContinuumError('EXECUTOR_UNAVAILABLE', `environment ${status.environment} has failed (${status.reason ?? 'crash loop'}); see \`continuum ps\` and its log`, {
+      retryable: false,
+      state: 'failed',
+      reason: status.reason ?? 'crash loop',
+      executorId,
+    });
+  }
+  const retryAfterMs = Math.max(50, status?.retryAfterMs ?? 100);
+  const what = deadPid ? `executor ${executorId} (pid ${deadPid}) died` : `executor ${executorId} is ${status?.state ?? 'not running'}`;
+  return new ContinuumError('EXECUTOR_UNAVAILABLE', `${what}; it is being restarted, retry in ${retryAfterMs} ms`, {
+    retryable: true,
+    retryAfterMs,
+    state: status?.state ?? 'stopped',
+    executorId,
+    ...(status?.reason ? { reason: status.reason } : {}),
+  });
+}

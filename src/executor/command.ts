@@ -1,0 +1,26 @@
+// What a command handler gets and returns.
+import type { EnvironmentConfig } from '../config/schema.js';
+import type { ChildBoot } from '../protocol/internal.js';
+import type { RequestId } from '../protocol/jsonrpc.js';
+import type { ExecutorRef } from '../protocol/method.js';
+import type { SessionDaemonClient } from '../bus/session-client.js';
+import type { SessionContext } from './session-context.js';
+
+export interface ExecutorEnv {
+  boot: ChildBoot;
+  environment: EnvironmentConfig;
+  executor: ExecutorRef;
+  sessions: SessionDaemonClient;
+  /** Tell the supervisor about process groups we start, so it can reap them if we die. */
+  trackProcessGroup(op: 'add' | 'remove', pgid: number): void;
+}
+
+export interface CommandContext {
+  env: ExecutorEnv;
+  session: SessionContext;
+  requestId: RequestId | null;
+  /** Sends a notification to the client that made this request. */
+  notify(method: string, params: unknown): void;
+}
+
+export type CommandHandler = (params: never, ctx: CommandContext) => unknown;

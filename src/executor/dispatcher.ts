@@ -1,0 +1,66 @@
+// Turns Request frames into Response frames: checks the method, the policy and the params,
+// loads the session, keeps the session's commands in order, and runs the handler.
+import { decodeRequestPayload, ERROR_LEAD, FrameKind, OK_LEAD, type Frame } from '../bus/frame-codec.js';
+import type { FrameSocket } from '../bus/frame-socket.js';
+import { ContinuumError, toContinuumError } from '../protocol/errors.js';
+import { errorFrame, notificationFrame, successFrame, type RequestId } from '../protocol/jsonrpc.js';
+import { methodsByName } from '../protocol/methods/index.js';
+import type { CommandContext, ExecutorEnv } from './command.js';
+import { handlers } from './handlers.js';
+import type { SessionCache, SessionContext } from './session-context.js';
+
+function isPromise(v: unknown): v is Promise<unknown> {
+  return typeof (v as Promise<unknown> | undefined)?.then === 'function';
+}
+
+export class Dispatcher {
+  private readonly allowed: Set<string>;
+
+  constructor(private readonly env: ExecutorEnv, private readonly sessions: SessionCache) {
+    this.allowed = new Set(env.environment.commands);
+  }
+
+  onFrame(socket: FrameSocket, frame: Frame): void {
+    if (frame.kind !== FrameKind.Request) return;
+    const { sessionId, body } = decodeRequestPayload(frame.payload);
+    let id: RequestId | null = null;
+    try {
+      const req = JSON.parse(body.toString('utf8')) as { id?: RequestId | null; method: string; params?: unknown };
+      id = req.id ?? null;
+      const method = methodsByName.get(req.method);
+      const handler = handlers.get(req.method);
+      if (!method || !handler) throw new ContinuumError('METHOD_NOT_FOUND', `method "${req.method}" not found; system.commands lists what this environment offers`);
+      if (!this.allowed.has(method.namespace)) {
+        throw new ContinuumError('FORBIDDEN', `the ${this.env.environment.name} environment's policy does not allow ${method.namespace}.* commands`);
+      }
+      const parsed = method.params.safeParse(req.params);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((i) => ({ path: i.path, message: i.message }));
+        throw new ContinuumError('INVALID_PARAMS', `invalid params for ${method.name}: ${issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`, { issues });
+      }
+      const requestId = id;
+      const run = (session: SessionContext) => {
+        const ctx: CommandContext = {
+          env: this.env,
+          session,
+          requestId,
+          notify: (m, p) => socket.send(FrameKind.Notify, frame.tag, notificationFrame(m, p)),
+        };
+        const call = () => (handler as (p: unknown, c: CommandContext) => unknown)(parsed.data, ctx);
+        return method.concurrent ? call() : session.enqueue(call);
+      };
+      const session = this.sessions.get(sessionId);
+      const result = isPromise(session) ? session.then(run) : run(session);
+      if (isPromise(result)) {
+        result.then(
+          (r) => socket.send(FrameKind.Response, frame.tag, successFrame(requestId, r), OK_LEAD),
+          (err) => socket.send(FrameKind.Response, frame.tag, errorFrame(requestId, toContinuumError(err)), ERROR_LEAD),
+        );
+      } else {
+        socket.send(FrameKind.Response, frame.tag, successFrame(requestId, result), OK_LEAD);
+      }
+    } catch (err) {
+      socket.send(FrameKind.Response, frame.tag, errorFrame(id, toContinuumError(err)), ERROR_LEAD);
+    }
+  }
+}

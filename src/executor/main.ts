@@ -1,0 +1,49 @@
+// continuum-<env>-executor: runs the commands of one environment's sessions. The edge
+// connects to its socket directly (one hop); session state is written through to the
+// session daemon so that this process can die at any moment without losing any.
+import { busProof } from '../bus/auth.js';
+import { listenFrameSockets } from '../bus/frame-socket.js';
+import { SessionDaemonClient } from '../bus/session-client.js';
+import { readBoot, SupervisorChannel } from '../bus/supervisor-channel.js';
+import { homePaths } from '../config/paths.js';
+import { childLogger } from '../logging/child-log.js';
+import type { ExecutorEnv } from './command.js';
+import { Dispatcher } from './dispatcher.js';
+import { SessionCache } from './session-context.js';
+
+const boot = readBoot();
+const exec = boot.executor!;
+const environment = boot.config.environments.find((e) => e.name === exec.environment)!;
+const paths = homePaths(boot.home);
+const log = childLogger({ component: 'executor', executorId: exec.id });
+
+const sessions = new SessionDaemonClient(paths.sessionSocket, { role: 'executor', id: exec.id, proof: boot.busProof });
+const cache = new SessionCache(sessions);
+sessions.onEvent((name, data) => {
+  if (name === 'session.evict') cache.evict(String((data as { sessionId?: unknown })?.sessionId));
+});
+
+let channel: SupervisorChannel | undefined;
+const env: ExecutorEnv = {
+  boot,
+  environment,
+  executor: { id: exec.id, pid: process.pid },
+  sessions,
+  trackProcessGroup: (op, pgid) => channel?.send({ t: 'pgid', op, pgid }),
+};
+const dispatcher = new Dispatcher(env, cache);
+
+const server = await listenFrameSockets(paths.executorSocket(exec.id), (socket) => {
+  socket.onFrame((frame) => dispatcher.onFrame(socket, frame));
+});
+
+channel = new SupervisorChannel(async () => {
+  cache.killAll();
+  await server.close();
+  sessions.close();
+});
+// Connect to the session daemon in the background: being ready to route must not wait
+// for it, and a command that needs a session retries the link itself.
+sessions.connect(2_000).catch(() => undefined);
+log.info('executor ready', { socket: server.path });
+channel.ready();

@@ -1,0 +1,87 @@
+// Messages between Continuum's own processes (never on the public wire).
+import { z } from 'zod';
+import type { Config } from '../config/schema.js';
+
+export type ChildRole = 'session-daemon' | 'websocket-daemon' | 'executor';
+
+/** What a child learns at spawn, through the CONTINUUM_CHILD environment variable. */
+export interface ChildBoot {
+  role: ChildRole;
+  name: string;
+  home: string;
+  config: Config;
+  /** Proof of identity for the session daemon's socket: HMAC(busKey, "<role>:<id>"). */
+  busProof: string;
+  /** The supervisor's namespace ids, so an executor can tell which ones it shares. */
+  supervisorNamespaces: Record<string, string>;
+  executor?: { id: string; environment: string; replica: number };
+  /** Only the session daemon gets the key itself, to verify proofs. */
+  busKey?: string;
+}
+
+export type ExecutorState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
+
+export const executorStatusSchema = z.object({
+  id: z.string(),
+  environment: z.string(),
+  replica: z.number().int(),
+  state: z.enum(['starting', 'running', 'restarting', 'failed', 'stopped']),
+  pid: z.number().int().nullable(),
+  socket: z.string(),
+  restarts: z.number().int(),
+  retryAfterMs: z.number().int(),
+  reason: z.string().nullable(),
+});
+export type ExecutorStatus = z.infer<typeof executorStatusSchema>;
+
+/** Supervisor → child, over the IPC channel. */
+export type SupervisorMessage =
+  | { t: 'ping'; seq: number }
+  | { t: 'executors'; executors: ExecutorStatus[] }
+  | { t: 'query'; seq: number; q: 'sessionCounts' };
+
+/** Child → supervisor. Executors are not trusted: their messages are checked. */
+export const childMessageSchema = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('ready'), port: z.number().int().optional() }),
+  z.object({ t: z.literal('pong'), seq: z.number() }),
+  z.object({ t: z.literal('reply'), seq: z.number(), data: z.unknown() }),
+  z.object({ t: z.literal('pgid'), op: z.enum(['add', 'remove']), pgid: z.number().int().positive() }),
+]);
+export type ChildMessage = z.infer<typeof childMessageSchema>;
+
+/** A session as the session daemon stores it. */
+export interface StoredSession {
+  sessionId: string;
+  environment: string;
+  label: string | null;
+  createdAt: number;
+  lastActiveAt: number;
+  executorId: string;
+}
+
+export interface ShellState {
+  cwd: string | null;
+  env: Record<string, string> | null;
+}
+
+/** What an executor loads when a session first reaches it. */
+export interface LoadedSession {
+  session: StoredSession;
+  workspace: string;
+  kv: Record<string, unknown>;
+  shell: ShellState;
+}
+
+export interface OpenSessionRequest {
+  environment: string;
+  sessionId?: string;
+  mode: 'auto' | 'new' | 'join' | 'fork';
+  label?: string;
+  /** The executor ids of the environment; a new session goes to the least loaded. */
+  replicas: string[];
+}
+
+export interface OpenSessionResult {
+  session: StoredSession;
+  action: 'created' | 'joined' | 'forked';
+}

@@ -1,0 +1,53 @@
+// A method is declared once: name, schemas, who serves it. Edge, executor, SDK and CLI
+// all import the same descriptor, so a name or a shape can't drift between them.
+import { z } from 'zod';
+
+export type MethodHost = 'edge' | 'executor';
+
+export interface MethodDescriptor<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
+  readonly name: string;
+  readonly namespace: string;
+  readonly description: string;
+  readonly params: P;
+  readonly result: R;
+  readonly host: MethodHost;
+  /** Runs at once instead of queueing behind the session's earlier commands. */
+  readonly concurrent: boolean;
+}
+
+export type ParamsOf<M> = M extends MethodDescriptor<infer P, z.ZodType> ? z.input<P> : never;
+export type ResultOf<M> = M extends MethodDescriptor<z.ZodType, infer R> ? z.output<R> : never;
+
+export function defineMethod<P extends z.ZodType, R extends z.ZodType>(spec: {
+  name: string;
+  description: string;
+  params: P;
+  result: R;
+  host?: MethodHost;
+  concurrent?: boolean;
+}): MethodDescriptor<P, R> {
+  const dot = spec.name.indexOf('.');
+  return Object.freeze({
+    name: spec.name,
+    namespace: spec.name.slice(0, dot),
+    description: spec.description,
+    params: spec.params,
+    result: spec.result,
+    host: spec.host ?? 'executor',
+    concurrent: spec.concurrent ?? false,
+  });
+}
+
+/** `z.object({})` that also accepts an absent params member. */
+export const noParams = z.object({}).strict().optional();
+
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+export const sessionIdSchema = z
+  .string()
+  .regex(SESSION_ID_PATTERN, 'session ids are 1-128 characters of [A-Za-z0-9._-]');
+
+export const executorRefSchema = z.object({ id: z.string(), pid: z.number().int() });
+export type ExecutorRef = z.infer<typeof executorRefSchema>;
+
+/** Structural view of a descriptor, for APIs generic over methods. */
+export type MethodDescriptorLike = MethodDescriptor<z.ZodType, z.ZodType>;

@@ -1,0 +1,48 @@
+// What the supervisor runs: OTP-style child specs, built from the config.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config/schema.js';
+import type { ChildRole } from '../protocol/internal.js';
+import { SERVER_LOG } from '../config/paths.js';
+
+export interface ChildSpec {
+  /** Stable id: `session-daemon`, `websocket-daemon`, `<env>-<replica>`. */
+  id: string;
+  /** process.title, as `ps` shows it. */
+  name: string;
+  role: ChildRole;
+  module: string;
+  /** The log file its output goes to. */
+  logTarget: string;
+  environment?: string;
+  replica?: number;
+  /** Daemons route their own log lines; executors' lines are re-stamped. */
+  trusted: boolean;
+  /** SIGTERM, then SIGKILL after this many ms. */
+  shutdownMs: number;
+}
+
+const srcRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export function daemonSpecs(): ChildSpec[] {
+  return [
+    { id: 'session-daemon', name: 'continuum-session-daemon', role: 'session-daemon', module: path.join(srcRoot, 'daemons/session/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 2_000 },
+    { id: 'websocket-daemon', name: 'continuum-websocket-daemon', role: 'websocket-daemon', module: path.join(srcRoot, 'daemons/websocket/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500 },
+  ];
+}
+
+export function executorSpecs(config: Config): ChildSpec[] {
+  return config.environments.flatMap((env) =>
+    Array.from({ length: env.replicas }, (_, replica) => ({
+      id: `${env.name}-${replica}`,
+      name: `continuum-${env.name}-executor`,
+      role: 'executor' as const,
+      module: path.join(srcRoot, 'executor/main.js'),
+      logTarget: env.name,
+      environment: env.name,
+      replica,
+      trusted: false,
+      shutdownMs: 1_500,
+    })),
+  );
+}

@@ -1,0 +1,259 @@
+// continuum-supervisor: starts the daemons and one executor per environment replica,
+// restarts what dies (backoff + per-environment crash-loop breaker), watches heartbeats,
+// owns the log files, and answers the CLI on its control socket.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { busProof } from '../bus/auth.js';
+import { homePaths, SERVER_LOG, type HomePaths } from '../config/paths.js';
+import type { Config } from '../config/schema.js';
+import { ensureSecrets } from '../config/secrets.js';
+import type { ChildBoot, ExecutorStatus } from '../protocol/internal.js';
+import { readNamespaces } from '../sandbox/namespaces.js';
+import { daemonSpecs, executorSpecs, type ChildSpec } from './child-spec.js';
+import { LogRouter } from './log-router.js';
+import { ManagedChild, type ExitInfo } from './managed-child.js';
+import { ProcStats } from './proc-stats.js';
+
+export interface ProcessRow {
+  name: string;
+  id: string;
+  pid: number | null;
+  environment: string | null;
+  state: string;
+  restarts: number;
+  uptimeMs: number;
+  rssBytes: number | null;
+  cpuPercent: number | null;
+  sessions: number | null;
+  reason: string | null;
+}
+
+export interface RuntimeInfo {
+  pid: number;
+  host: string;
+  port: number;
+  url: string;
+  home: string;
+  startedAt: number;
+}
+
+/** Roughly how long a Node child takes from spawn to ready; part of retryAfterMs. */
+const BOOT_ESTIMATE_MS = 150;
+const EXECUTOR_ENV_KEYS = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'NODE_OPTIONS'];
+
+export class Supervisor {
+  readonly paths: HomePaths;
+  readonly logs: LogRouter;
+  private readonly children = new Map<string, ManagedChild>();
+  private readonly busKey = randomBytes(32).toString('hex');
+  private readonly namespaces = readNamespaces();
+  private readonly stats = new ProcStats();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
+  private shuttingDown: Promise<void> | undefined;
+  port: number;
+
+  constructor(private readonly config: Config, home: string) {
+    this.paths = homePaths(home);
+    this.port = config.port;
+    for (const dir of [this.paths.home, this.paths.run, this.paths.state, this.paths.workspaces, this.paths.artifacts]) {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    }
+    this.logs = new LogRouter(this.paths.logs, config.logs, new Set(config.environments.map((e) => e.name)));
+    for (const spec of [...daemonSpecs(), ...executorSpecs(config)]) {
+      this.children.set(spec.id, new ManagedChild(spec, config.restart, this.logs, (c, info) => this.onChildExit(c, info)));
+    }
+  }
+
+  private log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void {
+    this.logs.write(SERVER_LOG, { level: { info: 30, warn: 40, error: 50 }[level], msg, component: 'supervisor', ...fields });
+  }
+
+  /** Starts every child; resolves once the edge accepts connections and all are ready. */
+  async start(): Promise<RuntimeInfo> {
+    const t0 = Date.now();
+    ensureSecrets(this.paths.secrets, this.config.environments.map((e) => e.name));
+    this.log('info', 'supervisor starting', { home: this.paths.home, environments: this.config.environments.map((e) => e.name) });
+    const results = await Promise.allSettled([...this.children.values()].map((c) => this.spawn(c)));
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [[...this.children.values()][i]!.spec.name + ': ' + (r.reason as Error).message] : []));
+    const edge = this.children.get('websocket-daemon')!;
+    if (edge.state !== 'running' || this.children.get('session-daemon')!.state !== 'running') {
+      await this.stop();
+      throw new Error(`Continuum could not start:\n  ${failed.join('\n  ')}`);
+    }
+    this.port = edge.port ?? this.port;
+    for (const f of failed) this.log('error', 'child failed to start', { detail: f });
+    this.pushExecutors();
+    this.heartbeatTimer = setInterval(() => this.checkHeartbeats(), this.config.heartbeat.intervalMs);
+    this.statsTimer = setInterval(() => this.sampleStats(), 2_000);
+    const info: RuntimeInfo = {
+      pid: process.pid,
+      host: this.config.host,
+      port: this.port,
+      url: `ws://${this.config.host}:${this.port}/ws`,
+      home: this.paths.home,
+      startedAt: Date.now(),
+    };
+    fs.writeFileSync(this.paths.runtimeFile, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+    this.log('info', 'supervisor ready', { readyMs: Date.now() - t0, port: this.port, children: this.children.size });
+    return info;
+  }
+
+  private boot(spec: ChildSpec): ChildBoot {
+    const config = spec.role === 'websocket-daemon' ? { ...this.config, port: this.port } : this.config;
+    const id = spec.role === 'executor' ? spec.id : spec.role === 'websocket-daemon' ? 'edge' : spec.id;
+    const boot: ChildBoot = {
+      role: spec.role,
+      name: spec.name,
+      home: this.paths.home,
+      config,
+      busProof: busProof(this.busKey, spec.role, id),
+      supervisorNamespaces: this.namespaces,
+    };
+    if (spec.role === 'session-daemon') boot.busKey = this.busKey;
+    if (spec.environment !== undefined && spec.replica !== undefined) boot.executor = { id: spec.id, environment: spec.environment, replica: spec.replica };
+    return boot;
+  }
+
+  private childEnv(spec: ChildSpec): NodeJS.ProcessEnv {
+    if (spec.trusted) return process.env;
+    // Executors get a clean environment: none of the supervisor's variables (or secrets).
+    const env: NodeJS.ProcessEnv = {};
+    for (const k of EXECUTOR_ENV_KEYS) if (process.env[k] !== undefined) env[k] = process.env[k];
+    return env;
+  }
+
+  private async spawn(child: ManagedChild): Promise<void> {
+    try {
+      await child.start(this.boot(child.spec), this.childEnv(child.spec));
+      this.log('info', 'child started', { child: child.spec.name, id: child.spec.id, childPid: child.pid, restarts: child.restarts });
+      if (child.spec.environment) this.logs.write(child.spec.logTarget, { msg: 'executor started', env: child.spec.environment, pid: child.pid, executorId: child.spec.id, restarts: child.restarts });
+      if (child.spec.id === 'websocket-daemon' && child.port) this.port = child.port;
+      this.pushExecutors();
+    } catch (err) {
+      this.log('error', 'child failed to start', { child: child.spec.name, id: child.spec.id, error: (err as Error).message });
+      throw err;
+    }
+  }
+
+  private onChildExit(child: ManagedChild, info: ExitInfo): void {
+    if (this.shuttingDown) return;
+    const how = info.killedFor ? `killed by the supervisor: ${info.killedFor}` : info.signal ? `killed by ${info.signal}` : `exited with code ${info.code}`;
+    const decision = child.tracker.onExit(info.uptimeMs);
+    const fields = { child: child.spec.name, id: child.spec.id, childPid: info.pid, code: info.code, signal: info.signal, uptimeMs: info.uptimeMs, cause: how };
+    this.log('warn', 'child exited', fields);
+    if (child.spec.environment) this.logs.write(child.spec.logTarget, { level: 50, msg: `executor ${how}`, env: child.spec.environment, pid: info.pid, executorId: child.spec.id, uptimeMs: info.uptimeMs });
+    child.pid = null;
+    if (decision.action === 'give-up') {
+      child.state = 'failed';
+      child.reason = decision.reason;
+      this.log('error', 'child marked failed', { ...fields, reason: decision.reason });
+      if (child.spec.environment) this.logs.write(child.spec.logTarget, { level: 50, msg: `environment ${child.spec.environment} marked failed: ${decision.reason}; \`continuum restart ${child.spec.environment}\` tries again`, env: child.spec.environment, executorId: child.spec.id });
+      this.pushExecutors();
+      return;
+    }
+    child.state = 'restarting';
+    child.reason = how;
+    child.restarts++;
+    child.restartAt = Date.now() + decision.delayMs;
+    this.pushExecutors();
+    child.restartTimer = setTimeout(() => {
+      if (this.shuttingDown || child.state !== 'restarting') return;
+      this.spawn(child).catch(() => undefined);
+    }, decision.delayMs);
+  }
+
+  /** Clears a failed (or backing-off) environment and starts its executors again. */
+  async restartEnvironment(environment: string): Promise<string[]> {
+    const targets = [...this.children.values()].filter((c) => c.spec.environment === environment || c.spec.id === environment);
+    if (targets.length === 0) throw new Error(`no environment or child named "${environment}"`);
+    await Promise.all(
+      targets.map(async (c) => {
+        clearTimeout(c.restartTimer);
+        c.tracker.reset();
+        c.reason = null;
+        if (c.proc) await c.stop();
+        await this.spawn(c).catch(() => undefined);
+      }),
+    );
+    return targets.map((c) => `${c.spec.id}: ${c.state}`);
+  }
+
+  executorStatuses(): ExecutorStatus[] {
+    const now = Date.now();
+    return [...this.children.values()]
+      .filter((c) => c.spec.role === 'executor')
+      .map((c) => ({
+        id: c.spec.id,
+        environment: c.spec.environment!,
+        replica: c.spec.replica!,
+        state: c.state,
+        pid: c.state === 'running' ? c.pid : null,
+        socket: this.paths.executorSocket(c.spec.id),
+        restarts: c.restarts,
+        retryAfterMs: Math.max(0, c.restartAt - now) + BOOT_ESTIMATE_MS,
+        reason: c.reason,
+      }));
+  }
+
+  private pushExecutors(): void {
+    this.children.get('websocket-daemon')?.send({ t: 'executors', executors: this.executorStatuses() });
+  }
+
+  private checkHeartbeats(): void {
+    for (const child of this.children.values()) {
+      if (child.heartbeat(this.config.heartbeat.timeoutMs)) {
+        this.log('error', 'child missed its heartbeat; killing it', { child: child.spec.name, id: child.spec.id, childPid: child.pid, timeoutMs: this.config.heartbeat.timeoutMs });
+        child.kill(`no heartbeat for ${this.config.heartbeat.timeoutMs} ms`);
+      }
+    }
+  }
+
+  private sampleStats(): void {
+    for (const c of this.children.values()) if (c.pid) this.stats.sample(c.pid);
+  }
+
+  async processTable(): Promise<ProcessRow[]> {
+    const counts = ((await this.children.get('session-daemon')?.query('sessionCounts')) ?? {}) as Record<string, number>;
+    const now = Date.now();
+    const self = this.stats.sample(process.pid);
+    const rows: ProcessRow[] = [
+      { name: 'continuum-supervisor', id: 'supervisor', pid: process.pid, environment: null, state: this.shuttingDown ? 'stopping' : 'running', restarts: 0, uptimeMs: Math.round(process.uptime() * 1000), rssBytes: self?.rssBytes ?? null, cpuPercent: self?.cpuPercent ?? null, sessions: null, reason: null },
+    ];
+    for (const c of this.children.values()) {
+      const s = c.pid ? this.stats.sample(c.pid) : undefined;
+      rows.push({
+        name: c.spec.name,
+        id: c.spec.id,
+        pid: c.pid,
+        environment: c.spec.environment ?? null,
+        state: c.state,
+        restarts: c.restarts,
+        uptimeMs: c.pid ? now - c.startedAt : 0,
+        rssBytes: s?.rssBytes ?? null,
+        cpuPercent: s?.cpuPercent ?? null,
+        sessions: c.spec.role === 'executor' ? counts[c.spec.id] ?? 0 : null,
+        reason: c.reason,
+      });
+    }
+    return rows;
+  }
+
+  /** Stops the edge and executors, then the session daemon; within the children's shutdown times. */
+  stop(): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      clearInterval(this.heartbeatTimer);
+      clearInterval(this.statsTimer);
+      this.log('info', 'supervisor stopping');
+      const all = [...this.children.values()];
+      await Promise.all(all.filter((c) => c.spec.role !== 'session-daemon').map((c) => c.stop()));
+      await Promise.all(all.filter((c) => c.spec.role === 'session-daemon').map((c) => c.stop()));
+      this.log('info', 'supervisor stopped');
+      this.logs.close();
+      for (const f of [this.paths.runtimeFile, this.paths.sessionSocket, ...all.filter((c) => c.spec.role === 'executor').map((c) => this.paths.executorSocket(c.spec.id))]) {
+        fs.rmSync(f, { force: true });
+      }
+    })();
+    return this.shuttingDown;
+  }
+}
