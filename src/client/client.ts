@@ -79,7 +79,12 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
     if (!opts.environment && !opts.sessionId) throw new ContinuumError('CONNECT_FAILED', 'connect() needs an environment, a sessionId, or both');
     const client = new ContinuumClient(opts);
     await client.open();
-    client.session_ = await client.bind(opts.mode ?? 'auto');
+    try {
+      client.session_ = await client.bind(opts.mode ?? 'auto');
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
     return client;
   }
 

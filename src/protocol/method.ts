@@ -41,10 +41,11 @@ export function defineMethod<P extends z.ZodType, R extends z.ZodType>(spec: {
 /** `z.object({})` that also accepts an absent params member. */
 export const noParams = z.object({}).strict().optional();
 
-export const SESSION_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+// `.` and `..` match the character set but name directories other than a session's own.
+export const SESSION_ID_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
 export const sessionIdSchema = z
   .string()
-  .regex(SESSION_ID_PATTERN, 'session ids are 1-128 characters of [A-Za-z0-9._-]');
+  .regex(SESSION_ID_PATTERN, 'session ids are 1-128 characters of [A-Za-z0-9._-], and not "." or ".."');
 
 export const executorRefSchema = z.object({ id: z.string(), pid: z.number().int() });
 export type ExecutorRef = z.infer<typeof executorRefSchema>;

@@ -29,7 +29,18 @@ function envLog(environment: string) {
 }
 
 function workspaceOf(s: StoredSession): string {
-  return paths.workspace(s.environment, s.sessionId);
+  const dir = paths.workspace(s.environment, s.sessionId);
+  // Defence in depth behind the id pattern: a workspace is always a direct child of its environment's folder.
+  if (path.dirname(dir) !== path.join(paths.workspaces, s.environment)) throw new ContinuumError('INVALID_PARAMS', `invalid session id "${s.sessionId}"`);
+  return dir;
+}
+
+/** A fork's shell state points into the fork's workspace, not the source's. */
+function rebaseShell(sessionId: string, from: string, to: string): Promise<void> {
+  const shell = store.shell(sessionId);
+  const move = (v: string) => (v === from || v.startsWith(`${from}/`) ? to + v.slice(from.length) : v);
+  const env = shell.env ? Object.fromEntries(Object.entries(shell.env).map(([k, v]) => [k, move(v)])) : null;
+  return store.setShell(sessionId, { cwd: shell.cwd === null ? null : move(shell.cwd), env });
 }
 
 function removeWorkspace(s: StoredSession): void {
@@ -82,7 +93,7 @@ function onLink(link: RpcLink): void {
   });
 
   // --- the edge ---
-  link.handle('session.open', (p) => {
+  link.handle('session.open', async (p) => {
     requireRole(link, 'websocket-daemon');
     const req = p as OpenSessionRequest;
     const env = environments.get(req.environment);
@@ -95,6 +106,10 @@ function onLink(link: RpcLink): void {
       const dst = workspaceOf(to);
       if (fs.existsSync(src)) fs.cpSync(src, dst, { recursive: true, verbatimSymlinks: true });
     });
+    if (result.action === 'forked' && req.sessionId) {
+      const source = store.get(req.sessionId);
+      if (source) await rebaseShell(result.session.sessionId, workspaceOf(source), workspaceOf(result.session));
+    }
     fs.mkdirSync(workspaceOf(result.session), { recursive: true, mode: 0o700 });
     return result;
   });

@@ -13,6 +13,8 @@ export interface ExecutorLink {
   socket: FrameSocket | undefined;
   /** pid the socket is connected to; differs from status.pid while reconnecting. */
   connectedPid: number | null;
+  /** The last pid that served on this link; survives the link dropping, to spot a restart. */
+  servedPid: number | null;
   /** Tags of requests in flight on this link. */
   inflight: Set<number>;
 }
@@ -49,7 +51,7 @@ export class ExecutorPool {
     for (const status of statuses) {
       let link = this.links.get(status.id);
       if (!link) {
-        link = { status, socket: undefined, connectedPid: null, inflight: new Set() };
+        link = { status, socket: undefined, connectedPid: null, servedPid: null, inflight: new Set() };
         this.links.set(status.id, link);
       }
       link.status = status;
@@ -73,7 +75,6 @@ export class ExecutorPool {
   }
 
   private async connect(link: ExecutorLink, pid: number): Promise<void> {
-    const previousPid = link.connectedPid;
     link.connectedPid = pid;
     const old = link.socket;
     link.socket = undefined;
@@ -101,7 +102,9 @@ export class ExecutorPool {
       if (link.status.state === 'running') link.status = { ...link.status, state: 'restarting' };
       this.events.onLost(link, tags, unavailableError(link.status, link.status.id, pid));
     });
-    this.events.onUp(link, previousPid ?? null);
+    const previousPid = link.servedPid;
+    link.servedPid = pid;
+    this.events.onUp(link, previousPid);
   }
 }
 

@@ -35,6 +35,13 @@ router = new Router(config, pool, binder, (ids) => {
   sessions.call('session.touch', { sessionIds: ids, at: Date.now() }).catch(() => undefined);
 });
 
+// The dashboard's own origins. Not derived from the Host header, which the client chooses.
+const ownOrigins = new Set<string>();
+function addOwnOrigins(port: number): void {
+  const hosts = new Set([config.host, '127.0.0.1', 'localhost', '[::1]']);
+  for (const h of hosts) for (const scheme of ['http', 'https']) ownOrigins.add(`${scheme}://${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}:${port}`);
+}
+
 const grants = tokenGrants(readSecrets(paths.secrets) ?? { tokens: {} });
 
 function refuse(socket: import('node:stream').Duplex, status: number, reason: string): void {
@@ -65,7 +72,7 @@ server.on('upgrade', (req, socket, head) => {
   if (url.pathname !== '/ws') return refuse(socket, 404, 'not found: the WebSocket endpoint is /ws');
   // A browser page may only connect from the dashboard's own origin (same host and port).
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== `http://${req.headers.host}` && origin !== `https://${req.headers.host}`) {
+  if (origin !== undefined && !ownOrigins.has(origin)) {
     log.warn('upgrade refused: foreign origin', { origin, remote: req.socket.remoteAddress });
     return refuse(socket, 403, 'forbidden: cross-origin WebSocket connections are refused');
   }
@@ -111,5 +118,6 @@ await new Promise<void>((resolve, reject) => {
 });
 sessions.connect(2_000).catch(() => log.warn('session daemon not reachable yet; will retry on demand'));
 const address = server.address();
+addOwnOrigins(typeof address === 'object' && address ? address.port : config.port);
 log.info('websocket daemon listening', { address });
 channel.ready(typeof address === 'object' && address ? address.port : undefined);

@@ -45,12 +45,16 @@ export class Router {
   private readonly boundTo = new Map<string, Set<ClientConnection>>();
   private readonly touched = new Set<string>();
   private readonly allowed: Map<string, Set<string>>;
+  private readonly shellDefaultTimeout: Map<string, number>;
   readonly stats = { requests: 0, errors: 0 };
 
   constructor(private readonly config: Config, private readonly pool: ExecutorPool, private readonly binder: SessionBinder, private readonly touch: (ids: string[]) => void) {
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
+    this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
     setInterval(() => this.sweepDeadlines(), 250).unref();
-    setInterval(() => this.flushTouches(), 5_000).unref();
+    // Touch often enough that an active session can't look idle to the expiry sweep.
+    const shortestIdle = Math.min(...config.environments.map((e) => e.sessionIdleMs));
+    setInterval(() => this.flushTouches(), Math.max(250, Math.min(5_000, Math.floor(shortestIdle / 4)))).unref();
   }
 
   get connectionsBound(): number {
@@ -114,7 +118,9 @@ export class Router {
     }
     const now = Date.now();
     const params = request.params as { timeoutMs?: unknown } | undefined;
-    const budget = method.name === 'shell.exec' && typeof params?.timeoutMs === 'number' ? params.timeoutMs : this.config.limits.defaultTimeoutMs;
+    const budget = method.name === 'shell.exec'
+      ? typeof params?.timeoutMs === 'number' ? params.timeoutMs : this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
+      : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
     this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: binding.executorId, start: now, deadline: now + budget + DEADLINE_GRACE_MS });
     this.touched.add(binding.sessionId);

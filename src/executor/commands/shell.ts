@@ -19,7 +19,7 @@ eval "$__continuum_cmd"
 `;
 
 /** Variables bash sets by itself; persisting them would only confuse the next call. */
-const VOLATILE = new Set(['PWD', 'OLDPWD', 'SHLVL', '_', '__CONTINUUM_COMMAND']);
+const VOLATILE = new Set(['PWD', 'OLDPWD', 'SHLVL', '_', '__CONTINUUM_COMMAND', 'CONTINUUM_ENVIRONMENT', 'CONTINUUM_SESSION_ID', 'CONTINUUM_WORKSPACE']);
 /** Once bash has exited, how long to wait for pipes held open by background children. */
 const DRAIN_GRACE_MS = 100;
 
@@ -29,6 +29,12 @@ export function baseEnv(ctx: CommandContext): Record<string, string> {
     HOME: ctx.session.workspace,
     LANG: 'C.UTF-8',
     TERM: 'dumb',
+  };
+}
+
+/** Set fresh on every call and never persisted, so they stay right in a fork. */
+function sessionVariables(ctx: CommandContext): Record<string, string> {
+  return {
     CONTINUUM_ENVIRONMENT: ctx.env.environment.name,
     CONTINUUM_SESSION_ID: ctx.session.sessionId,
     CONTINUUM_WORKSPACE: ctx.session.workspace,
@@ -92,7 +98,7 @@ export async function exec(params: ExecParams, ctx: CommandContext) {
   const callEnv = params.env ?? {};
   const child = spawn('/bin/bash', ['--noprofile', '--norc', '-c', WRAPPER, 'continuum-shell', session.shell.cwd ?? session.workspace, session.workspace], {
     cwd: session.workspace,
-    env: { ...persisted, ...callEnv, __CONTINUUM_COMMAND: params.command },
+    env: { ...persisted, ...callEnv, ...sessionVariables(ctx), __CONTINUUM_COMMAND: params.command },
     stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     detached: true,
   });
