@@ -9,6 +9,8 @@ export class SessionDaemonClient {
   private connecting: Promise<RpcLink> | undefined;
   private closed = false;
   private eventHandler: (name: string, data: unknown) => void = () => {};
+  private linkLostHandler: () => void = () => {};
+  private reconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socketPath: string,
@@ -17,6 +19,14 @@ export class SessionDaemonClient {
 
   onEvent(handler: (name: string, data: unknown) => void): void {
     this.eventHandler = handler;
+  }
+
+  /**
+   * Called at once when the link drops. Events (such as evictions) sent while we are
+   * away are lost, so whoever caches what the daemon owns must revalidate it.
+   */
+  onLinkLost(handler: () => void): void {
+    this.linkLostHandler = handler;
   }
 
   async call<T>(method: string, params: unknown, timeoutMs?: number): Promise<T> {
@@ -40,7 +50,18 @@ export class SessionDaemonClient {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.reconnectTimer);
     this.link?.close();
+  }
+
+  /** Reconnects in the background, so that events reach us again soon after a restart. */
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnectTimer) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.get().catch(() => this.scheduleReconnect());
+    }, 50);
+    this.reconnectTimer.unref();
   }
 
   private get(): Promise<RpcLink> {
@@ -61,6 +82,12 @@ export class SessionDaemonClient {
     link.onEvent((name, data) => this.eventHandler(name, data));
     await link.call('hello', this.hello, 2_000);
     this.link = link;
+    link.socket.onClose(() => {
+      if (this.link !== link) return;
+      this.link = undefined;
+      this.linkLostHandler();
+      this.scheduleReconnect();
+    });
     return link;
   }
 }

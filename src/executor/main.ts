@@ -19,6 +19,7 @@ const log = childLogger({ component: 'executor', executorId: exec.id });
 
 const sessions = new SessionDaemonClient(paths.sessionSocket, { role: 'executor', id: exec.id, proof: boot.busProof });
 const cache = new SessionCache(sessions);
+sessions.onLinkLost(() => cache.markAllStale());
 sessions.onEvent((name, data) => {
   if (name === 'session.evict') cache.evict(String((data as { sessionId?: unknown })?.sessionId));
 });

@@ -5,8 +5,12 @@ import type { SessionDaemonClient } from '../bus/session-client.js';
 import type { LoadedSession, ShellState } from '../protocol/internal.js';
 
 export class SessionContext {
-  readonly kv: Map<string, unknown>;
+  kv: Map<string, unknown>;
   shell: ShellState;
+  /** Identifies this incarnation of the session id (a closed id can be created again). */
+  readonly createdAt: number;
+  /** Set when the link to the session daemon dropped: evictions may have been missed. */
+  stale = false;
   readonly workspace: string;
   private tail: Promise<unknown> = Promise.resolve();
   /** Kills the process groups of commands still running, when the session ends. */
@@ -17,6 +21,14 @@ export class SessionContext {
     this.kv = new Map(Object.entries(loaded.kv));
     this.shell = loaded.shell;
     this.workspace = loaded.workspace;
+    this.createdAt = loaded.session.createdAt;
+  }
+
+  /** Takes the daemon's copy (every write was written through, so it is the latest). */
+  refresh(loaded: LoadedSession): void {
+    this.kv = new Map(Object.entries(loaded.kv));
+    this.shell = loaded.shell;
+    this.stale = false;
   }
 
   /** Runs `task` after every command queued before it. */
@@ -41,20 +53,46 @@ export class SessionCache {
 
   get(sessionId: string): SessionContext | Promise<SessionContext> {
     const cached = this.sessions.get(sessionId);
-    if (cached) return cached;
+    if (cached && !cached.stale) return cached;
     let p = this.loading.get(sessionId);
     if (!p) {
       p = this.daemon
         .call<LoadedSession>('session.load', { sessionId })
-        .then((loaded) => {
-          const ctx = new SessionContext(sessionId, loaded);
-          this.sessions.set(sessionId, ctx);
-          return ctx;
-        })
+        .then(
+          (loaded) => {
+            const current = this.sessions.get(sessionId);
+            // Same incarnation: keep the context (and its command queue), refresh its data.
+            if (current && current.createdAt === loaded.session.createdAt) {
+              current.refresh(loaded);
+              return current;
+            }
+            current?.evict();
+            const ctx = new SessionContext(sessionId, loaded);
+            this.sessions.set(sessionId, ctx);
+            return ctx;
+          },
+          (err: unknown) => {
+            // Closed or expired while we weren't listening.
+            if ((err as { code?: string }).code === 'CONTINUUM_SESSION_NOT_FOUND') {
+              this.evict(sessionId);
+              throw err;
+            }
+            // The daemon is unreachable, so nobody can be closing or re-creating sessions
+            // either: keep serving what we have (still marked stale) rather than go dark.
+            const current = this.sessions.get(sessionId);
+            if (current) return current;
+            throw err;
+          },
+        )
         .finally(() => this.loading.delete(sessionId));
       this.loading.set(sessionId, p);
     }
     return p;
+  }
+
+  /** Every cached session is checked against the daemon again at its next use. */
+  markAllStale(): void {
+    for (const s of this.sessions.values()) s.stale = true;
   }
 
   evict(sessionId: string): void {

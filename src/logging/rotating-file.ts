@@ -34,6 +34,8 @@ export class RotatingFile {
     const lines = this.buffer;
     this.buffer = [];
     try {
+      // Open first: the size left by an earlier run decides whether this batch rotates.
+      this.open();
       let chunk = '';
       let chunkBytes = 0;
       for (const line of lines) {

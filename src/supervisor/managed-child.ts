@@ -30,7 +30,8 @@ export class ManagedChild {
   readonly tracker: RestartTracker;
   /** Process groups the executor started and has not reaped (its shells). */
   readonly processGroups = new Set<number>();
-  private lastPong = 0;
+  /** When the oldest unanswered ping was sent; null when none is outstanding. */
+  private pingSentAt: number | null = null;
   private pingSeq = 0;
   private querySeq = 0;
   private readonly queries = new Map<number, (data: unknown) => void>();
@@ -61,7 +62,7 @@ export class ManagedChild {
     this.proc = proc;
     this.pid = proc.pid ?? null;
     this.startedAt = Date.now();
-    this.lastPong = Date.now();
+    this.pingSentAt = null;
     const pid = proc.pid ?? -1;
     const stdout = new LineSplitter((line) =>
       this.spec.trusted
@@ -90,7 +91,7 @@ export class ManagedChild {
           this.port = m.port;
           this.state = 'running';
           resolve();
-        } else if (m.t === 'pong') this.lastPong = Date.now();
+        } else if (m.t === 'pong') this.pingSentAt = null;
         else if (m.t === 'reply') {
           this.queries.get(m.seq)?.(m.data);
           this.queries.delete(m.seq);
@@ -120,12 +121,23 @@ export class ManagedChild {
     if (this.proc?.connected) this.proc.send(message, (err) => void err);
   }
 
-  /** Heartbeat tick: returns true if the child missed its deadline. */
-  heartbeat(timeoutMs: number): boolean {
+  /**
+   * Heartbeat tick: true if a ping we sent has gone unanswered for `timeoutMs`. Only pings
+   * actually sent are judged, so a child's boot time never counts against it.
+   */
+  heartbeat(timeoutMs: number, judge: boolean): boolean {
     if (this.state !== 'running' || !this.proc) return false;
-    if (Date.now() - this.lastPong > timeoutMs) return true;
-    this.send({ t: 'ping', seq: ++this.pingSeq });
-    return false;
+    if (this.pingSentAt === null) {
+      this.pingSentAt = Date.now();
+      this.send({ t: 'ping', seq: ++this.pingSeq });
+      return false;
+    }
+    return judge && Date.now() - this.pingSentAt > timeoutMs;
+  }
+
+  /** Forgets the outstanding ping (after the supervisor itself was stalled). */
+  resetHeartbeat(): void {
+    this.pingSentAt = null;
   }
 
   query(q: 'sessionCounts', timeoutMs = 1_000): Promise<unknown> {

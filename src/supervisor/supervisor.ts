@@ -49,6 +49,7 @@ export class Supervisor {
   private readonly namespaces = readNamespaces();
   private readonly stats = new ProcStats();
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private lastHeartbeatTick = 0;
   private statsTimer: NodeJS.Timeout | undefined;
   private shuttingDown: Promise<void> | undefined;
   port: number;
@@ -84,6 +85,7 @@ export class Supervisor {
     this.port = edge.port ?? this.port;
     for (const f of failed) this.log('error', 'child failed to start', { detail: f });
     this.pushExecutors();
+    this.lastHeartbeatTick = Date.now();
     this.heartbeatTimer = setInterval(() => this.checkHeartbeats(), this.config.heartbeat.intervalMs);
     this.statsTimer = setInterval(() => this.sampleStats(), 2_000);
     const info: RuntimeInfo = {
@@ -201,8 +203,14 @@ export class Supervisor {
   }
 
   private checkHeartbeats(): void {
+    const now = Date.now();
+    // If this tick is late, the supervisor itself was stalled and hasn't read the pongs
+    // waiting for it: judge nobody this time.
+    const late = now - this.lastHeartbeatTick > this.config.heartbeat.intervalMs * 2;
+    this.lastHeartbeatTick = now;
+    if (late) for (const child of this.children.values()) child.resetHeartbeat();
     for (const child of this.children.values()) {
-      if (child.heartbeat(this.config.heartbeat.timeoutMs)) {
+      if (child.heartbeat(this.config.heartbeat.timeoutMs, !late)) {
         this.log('error', 'child missed its heartbeat; killing it', { child: child.spec.name, id: child.spec.id, childPid: child.pid, timeoutMs: this.config.heartbeat.timeoutMs });
         child.kill(`no heartbeat for ${this.config.heartbeat.timeoutMs} ms`);
       }

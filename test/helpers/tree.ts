@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type ConnectOptions, type ContinuumClient } from '../../src/client/index.js';
+import type { ProcessRow } from '../../src/supervisor/supervisor.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 
@@ -50,16 +51,8 @@ export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?:
   });
 }
 
-export interface PsRow {
-  name: string;
-  id: string;
-  pid: number | null;
-  environment: string | null;
-  state: string;
-  restarts: number;
-  sessions: number | null;
-  reason: string | null;
-}
+/** A row of `continuum ps --json`. */
+export type PsRow = ProcessRow;
 
 export interface TreeOptions {
   config?: Record<string, unknown>;
