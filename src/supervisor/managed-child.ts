@@ -71,7 +71,18 @@ export class ManagedChild {
     );
     proc.stdout!.on('data', (c: Buffer) => stdout.push(c));
     proc.stdout!.on('end', () => stdout.end());
-    proc.stderr!.on('data', (c: Buffer) => this.logs.stderr(this.spec.logTarget, pid, this.spec.name, c.toString('utf8')));
+    let stderrTail = '';
+    proc.stderr!.on('data', (c: Buffer) => {
+      const text = c.toString('utf8');
+      stderrTail = (stderrTail + text).slice(-4096);
+      this.logs.stderr(this.spec.logTarget, pid, this.spec.name, text);
+    });
+    // The line a person needs when a child dies before it is ready (e.g. EADDRINUSE).
+    const why = () => {
+      const lines = stderrTail.split('\n').map((l) => l.trim()).filter(Boolean);
+      const line = lines.find((l) => /^\w*Error\b|^Error:/.test(l)) ?? lines.at(-1);
+      return line ? `: ${line}` : '';
+    };
 
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -79,7 +90,7 @@ export class ManagedChild {
         if (settled) return;
         settled = true;
         this.kill(`not ready within ${READY_TIMEOUT_MS} ms`);
-        reject(new Error(`${this.spec.name} was not ready within ${READY_TIMEOUT_MS} ms`));
+        reject(new Error(`not ready within ${READY_TIMEOUT_MS} ms${why()}`));
       }, READY_TIMEOUT_MS);
       proc.on('message', (raw: unknown) => {
         const parsed = childMessageSchema.safeParse(raw);
@@ -110,7 +121,7 @@ export class ManagedChild {
         const info: ExitInfo = { code, signal, uptimeMs: Date.now() - this.startedAt, killedFor: this.killedFor, pid };
         if (!settled) {
           settled = true;
-          reject(new Error(`${this.spec.name} exited before it was ready (${signal ?? `code ${code}`})`));
+          reject(new Error(`exited before it was ready (${signal ?? `code ${code}`})${why()}`));
         }
         if (!this.stopping) this.onExit(this, info);
       });
