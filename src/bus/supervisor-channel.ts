@@ -15,6 +15,26 @@ export function readBoot(): ChildBoot {
   return boot;
 }
 
+/**
+ * A standby child has booted and loaded its code; it tells the supervisor so and waits to
+ * be activated, at which point it starts serving as the child it was booted as.
+ */
+export function awaitActivation(boot: ChildBoot): Promise<ChildBoot> {
+  if (!boot.standby) return Promise.resolve(boot);
+  return new Promise((resolve) => {
+    const onMessage = (m: SupervisorMessage) => {
+      if (m.t !== 'activate') return;
+      process.off('message', onMessage);
+      process.off('disconnect', onDisconnect);
+      resolve({ ...boot, standby: false });
+    };
+    const onDisconnect = () => process.exit(0);
+    process.on('message', onMessage);
+    process.on('disconnect', onDisconnect);
+    process.send?.({ t: 'standby' } satisfies ChildMessage);
+  });
+}
+
 type QueryHandler = (q: string) => unknown;
 
 export class SupervisorChannel {

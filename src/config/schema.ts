@@ -54,6 +54,11 @@ export const environmentSchema = z
       .strict()
       .default({ defaultTimeoutMs: 60_000, maxTimeoutMs: 3600_000 }),
     sandbox: sandboxSchema.default(sandboxSchema.parse({})),
+    /**
+     * Keep a booted spare executor process per replica that takes over at once after a
+     * crash (a fresh Node process needs ~100 ms to boot; a standby, a few ms).
+     */
+    standby: z.boolean().default(true),
   })
   .strict();
 export type EnvironmentConfig = z.infer<typeof environmentSchema>;

@@ -4,14 +4,15 @@
 import { busProof } from '../bus/auth.js';
 import { listenFrameSockets } from '../bus/frame-socket.js';
 import { SessionDaemonClient } from '../bus/session-client.js';
-import { readBoot, SupervisorChannel } from '../bus/supervisor-channel.js';
+import { awaitActivation, readBoot, SupervisorChannel } from '../bus/supervisor-channel.js';
 import { homePaths } from '../config/paths.js';
 import { childLogger } from '../logging/child-log.js';
 import type { ExecutorEnv } from './command.js';
 import { Dispatcher } from './dispatcher.js';
 import { SessionCache } from './session-context.js';
 
-const boot = readBoot();
+// Everything above is loaded before a standby says it is ready: activation only binds.
+const boot = await awaitActivation(readBoot());
 const exec = boot.executor!;
 const environment = boot.config.environments.find((e) => e.name === exec.environment)!;
 const paths = homePaths(boot.home);

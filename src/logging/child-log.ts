@@ -1,15 +1,26 @@
 // How a child process logs: NDJSON records on stdout, read by the supervisor, which owns
 // the files. A trusted daemon may prefix a line with `<env>\t` to route it to that
 // environment's log; an executor's lines always go to its own environment's log.
-// Lines are batched into one write per tick: stdout on a pipe is synchronous on Linux.
+// Lines are batched: stdout on a pipe is synchronous on Linux.
 import type { LogLevelName } from '../protocol/methods/log.js';
 import { makeRecord, type LogRecord } from './record.js';
 
 let pending: string[] = [];
-let scheduled = false;
+let timer: NodeJS.Timeout | undefined;
+
+/**
+ * Lines are written every few ms rather than in the tick that made them: a write to the
+ * supervisor's pipe wakes it, and on a small machine that wake-up lands on the path of the
+ * next request. A burst is written at once when it grows large.
+ */
+const FLUSH_DELAY_MS = 5;
+const FLUSH_LINES = 256;
 
 function flush(): void {
-  scheduled = false;
+  if (timer) {
+    clearTimeout(timer);
+    timer = undefined;
+  }
   if (pending.length === 0) return;
   const text = pending.join('');
   pending = [];
@@ -20,12 +31,12 @@ function flush(): void {
   }
 }
 
+process.once('exit', flush);
+
 export function emitLine(line: string): void {
   pending.push(line);
-  if (!scheduled) {
-    scheduled = true;
-    setImmediate(flush);
-  }
+  if (pending.length >= FLUSH_LINES) flush();
+  else timer ??= setTimeout(flush, FLUSH_DELAY_MS);
 }
 
 export function emitRecord(record: LogRecord, routeTo?: string): void {

@@ -17,6 +17,8 @@ export interface ChildBoot {
   executor?: { id: string; environment: string; replica: number };
   /** Only the session daemon gets the key itself, to verify proofs. */
   busKey?: string;
+  /** A warm standby: boot, load everything, then wait for 'activate' before serving. */
+  standby?: boolean;
 }
 
 export type ExecutorState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
@@ -37,12 +39,14 @@ export type ExecutorStatus = z.infer<typeof executorStatusSchema>;
 /** Supervisor → child, over the IPC channel. */
 export type SupervisorMessage =
   | { t: 'ping'; seq: number }
+  | { t: 'activate' }
   | { t: 'executors'; executors: ExecutorStatus[] }
   | { t: 'query'; seq: number; q: 'sessionCounts' };
 
 /** Child → supervisor. Executors are not trusted: their messages are checked. */
 export const childMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('ready'), port: z.number().int().optional() }),
+  z.object({ t: z.literal('standby') }),
   z.object({ t: z.literal('pong'), seq: z.number() }),
   z.object({ t: z.literal('reply'), seq: z.number(), data: z.unknown() }),
   z.object({ t: z.literal('pgid'), op: z.enum(['add', 'remove']), pgid: z.number().int().positive() }),

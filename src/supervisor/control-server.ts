@@ -7,7 +7,7 @@ import type { Supervisor } from './supervisor.js';
 export function serveControl(supervisor: Supervisor, onStop: () => void): Promise<FrameServer> {
   return listenFrameSockets(supervisor.paths.supervisorSocket, (socket) => {
     const link = new RpcLink(socket, 'control client');
-    link.handle('ps', async () => ({ processes: await supervisor.processTable(), lostLogLines: supervisor.logs.lostLines() }));
+    link.handle('ps', async () => ({ processes: await supervisor.processTable(), standbys: supervisor.standbyTable(), lostLogLines: supervisor.logs.lostLines() }));
     link.handle('stop', () => {
       setImmediate(onStop);
       return { ok: true };

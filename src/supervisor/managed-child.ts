@@ -1,9 +1,10 @@
 // One supervised OS process: spawn, readiness, heartbeats, output capture, stop.
 // Everything started for a child (timers, listeners) ends with it.
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { childMessageSchema, type ChildBoot, type ExecutorState, type SupervisorMessage } from '../protocol/internal.js';
 import type { ChildSpec } from './child-spec.js';
-import { LineSplitter, type LogRouter } from './log-router.js';
+import type { LogRouter } from './log-router.js';
+import { spawnChild, type SpawnedChild } from './spawn-child.js';
 import { RestartTracker, type RestartSettings } from './restart-policy.js';
 
 export interface ExitInfo {
@@ -16,6 +17,7 @@ export interface ExitInfo {
 }
 
 const READY_TIMEOUT_MS = 10_000;
+const PROMOTION_TIMEOUT_MS = 1_000;
 
 export class ManagedChild {
   state: ExecutorState = 'stopped';
@@ -38,6 +40,10 @@ export class ManagedChild {
   private killedFor: string | undefined;
   private stopping = false;
   restartTimer: NodeJS.Timeout | undefined;
+  /** A booted process of the same spec, waiting to take over at once after a crash. */
+  private standby: (SpawnedChild & { ready: boolean }) | undefined;
+  /** Whether the running process was a promoted standby (for the log). */
+  promoted = false;
 
   constructor(
     readonly spec: ChildSpec,
@@ -48,50 +54,35 @@ export class ManagedChild {
     this.tracker = new RestartTracker(restart);
   }
 
-  /** Spawns the process; resolves when it says it is ready, rejects if it dies first. */
+  /**
+   * Starts the child: by promoting its warm standby when one is booted and waiting, else by
+   * forking afresh. Resolves when it says it is ready, rejects if it dies first.
+   */
   start(boot: ChildBoot, env: NodeJS.ProcessEnv): Promise<void> {
     this.stopping = false;
     this.killedFor = undefined;
     this.state = 'starting';
-    const proc = fork(this.spec.module, [], {
-      execArgv: ['--enable-source-maps'],
-      env: { ...env, CONTINUUM_CHILD: JSON.stringify(boot) },
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      serialization: 'json',
-    });
+    const spare = this.takeStandby();
+    const spawned = spare ?? spawnChild(this.spec, boot, env, this.logs);
+    const { proc, pid } = spawned;
     this.proc = proc;
-    this.pid = proc.pid ?? null;
+    this.pid = pid;
     this.startedAt = Date.now();
     this.pingSentAt = null;
-    const pid = proc.pid ?? -1;
-    const stdout = new LineSplitter((line) =>
-      this.spec.trusted
-        ? this.logs.trustedLine(line, pid, this.spec.id)
-        : this.logs.executorLine(this.spec.logTarget, pid, this.spec.id, line),
-    );
-    proc.stdout!.on('data', (c: Buffer) => stdout.push(c));
-    proc.stdout!.on('end', () => stdout.end());
-    let stderrTail = '';
-    proc.stderr!.on('data', (c: Buffer) => {
-      const text = c.toString('utf8');
-      stderrTail = (stderrTail + text).slice(-4096);
-      this.logs.stderr(this.spec.logTarget, pid, this.spec.name, text);
-    });
-    // The line a person needs when a child dies before it is ready (e.g. EADDRINUSE).
-    const why = () => {
-      const lines = stderrTail.split('\n').map((l) => l.trim()).filter(Boolean);
-      const line = lines.find((l) => /^\w*Error\b|^Error:/.test(l)) ?? lines.at(-1);
-      return line ? `: ${line}` : '';
-    };
+    this.promoted = Boolean(spare);
+    if (spare) proc.send({ t: 'activate' } satisfies SupervisorMessage);
+    const why = spawned.failureHint;
 
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      // A promoted standby has nothing left to load: if it doesn't answer at once, it is stuck.
+      const readyTimeout = spare ? PROMOTION_TIMEOUT_MS : READY_TIMEOUT_MS;
       const timer = setTimeout(() => {
         if (settled) return;
         settled = true;
-        this.kill(`not ready within ${READY_TIMEOUT_MS} ms`);
-        reject(new Error(`not ready within ${READY_TIMEOUT_MS} ms${why()}`));
-      }, READY_TIMEOUT_MS);
+        this.kill(`not ready within ${readyTimeout} ms`);
+        reject(new Error(`not ready within ${readyTimeout} ms${why()}`));
+      }, readyTimeout);
       proc.on('message', (raw: unknown) => {
         const parsed = childMessageSchema.safeParse(raw);
         if (!parsed.success) return;
@@ -111,7 +102,6 @@ export class ManagedChild {
           else this.processGroups.delete(m.pgid);
         }
       });
-      proc.on('error', () => undefined);
       proc.once('exit', (code, signal) => {
         clearTimeout(timer);
         for (const done of this.queries.values()) done(null);
@@ -180,6 +170,7 @@ export class ManagedChild {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
+    await this.dropStandby();
     const proc = this.proc;
     this.state = 'stopped';
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) {
@@ -191,6 +182,45 @@ export class ManagedChild {
     const timer = setTimeout(() => proc.kill('SIGKILL'), this.spec.shutdownMs);
     await exited;
     clearTimeout(timer);
+  }
+
+  /** Boots a standby process for this child, unless one exists. It waits for 'activate'. */
+  prepareStandby(boot: ChildBoot, env: NodeJS.ProcessEnv): void {
+    if (this.standby || this.stopping) return;
+    const spare = { ...spawnChild(this.spec, { ...boot, standby: true }, env, this.logs), ready: false };
+    this.standby = spare;
+    spare.proc.on('message', (raw: unknown) => {
+      if ((raw as { t?: unknown } | null)?.t === 'standby') spare.ready = true;
+    });
+    spare.proc.once('exit', () => {
+      if (this.standby === spare) this.standby = undefined;
+    });
+  }
+
+  get standbyPid(): number | null {
+    return this.standby?.ready ? this.standby.pid : null;
+  }
+
+  /** A standby is booting but not yet ready. */
+  get standbyPending(): boolean {
+    return this.standby !== undefined && !this.standby.ready;
+  }
+
+  private takeStandby(): SpawnedChild | undefined {
+    const spare = this.standby;
+    this.standby = undefined;
+    if (spare?.ready && spare.proc.connected) return spare;
+    if (spare) spare.proc.kill('SIGKILL');
+    return undefined;
+  }
+
+  private async dropStandby(): Promise<void> {
+    const spare = this.standby;
+    this.standby = undefined;
+    if (!spare || spare.proc.exitCode !== null || spare.proc.signalCode !== null) return;
+    const exited = new Promise<void>((r) => spare.proc.once('exit', () => r()));
+    spare.proc.kill('SIGKILL');
+    await exited;
   }
 
   /** Kills what the executor started and can no longer clean up itself. */

@@ -39,6 +39,9 @@ export interface RuntimeInfo {
 
 /** Roughly how long a Node child takes from spawn to ready; part of retryAfterMs. */
 const BOOT_ESTIMATE_MS = 150;
+/** Standbys are booted this long after start or a restart, so they don't compete with serving. */
+const STANDBY_DELAY_MS = 1_000;
+const STANDBY_STAGGER_MS = 150;
 const EXECUTOR_ENV_KEYS = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'NODE_OPTIONS'];
 
 export class Supervisor {
@@ -50,6 +53,7 @@ export class Supervisor {
   private readonly stats = new ProcStats();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastHeartbeatTick = 0;
+  private standbyTimer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private shuttingDown: Promise<void> | undefined;
   port: number;
@@ -85,6 +89,7 @@ export class Supervisor {
     this.port = edge.port ?? this.port;
     for (const f of failed) this.log('error', 'child failed to start', { detail: f });
     this.pushExecutors();
+    this.prepareStandbys();
     this.lastHeartbeatTick = Date.now();
     this.heartbeatTimer = setInterval(() => this.checkHeartbeats(), this.config.heartbeat.intervalMs);
     this.statsTimer = setInterval(() => this.sampleStats(), 2_000);
@@ -125,10 +130,27 @@ export class Supervisor {
     return env;
   }
 
+  private hasStandby(spec: ChildSpec): boolean {
+    return spec.role === 'executor' && this.config.environments.some((e) => e.name === spec.environment && e.standby);
+  }
+
+  /** Boots standbys one after another, off the start-up path and off the restart path. */
+  private prepareStandbys(delayMs = STANDBY_DELAY_MS): void {
+    clearTimeout(this.standbyTimer);
+    this.standbyTimer = setTimeout(() => {
+      if (this.shuttingDown) return;
+      const next = [...this.children.values()].find((c) => c.state === 'running' && this.hasStandby(c.spec) && c.standbyPid === null && !c.standbyPending);
+      if (!next) return;
+      next.prepareStandby(this.boot(next.spec), this.childEnv(next.spec));
+      this.prepareStandbys(STANDBY_STAGGER_MS);
+    }, delayMs);
+  }
+
   private async spawn(child: ManagedChild): Promise<void> {
     try {
       await child.start(this.boot(child.spec), this.childEnv(child.spec));
-      this.log('info', 'child started', { child: child.spec.name, id: child.spec.id, childPid: child.pid, restarts: child.restarts });
+      if (this.hasStandby(child.spec) && this.heartbeatTimer) this.prepareStandbys();
+      this.log('info', 'child started', { child: child.spec.name, id: child.spec.id, childPid: child.pid, restarts: child.restarts, promotedStandby: child.promoted });
       if (child.spec.environment) this.logs.write(child.spec.logTarget, { msg: 'executor started', env: child.spec.environment, pid: child.pid, executorId: child.spec.id, restarts: child.restarts });
       if (child.spec.id === 'websocket-daemon' && child.port) this.port = child.port;
       this.pushExecutors();
@@ -247,11 +269,22 @@ export class Supervisor {
     return rows;
   }
 
+  /** Warm standby processes, one per executor replica that has one ready. */
+  standbyTable(): ProcessRow[] {
+    return [...this.children.values()].flatMap((c) => {
+      const pid = c.standbyPid;
+      if (pid === null) return [];
+      const st = this.stats.sample(pid);
+      return [{ name: c.spec.name, id: `${c.spec.id}.standby`, pid, environment: c.spec.environment ?? null, state: 'standby', restarts: 0, uptimeMs: 0, rssBytes: st?.rssBytes ?? null, cpuPercent: st?.cpuPercent ?? null, sessions: null, reason: null }];
+    });
+  }
+
   /** Stops the edge and executors, then the session daemon; within the children's shutdown times. */
   stop(): Promise<void> {
     this.shuttingDown ??= (async () => {
       clearInterval(this.heartbeatTimer);
       clearInterval(this.statsTimer);
+      clearTimeout(this.standbyTimer);
       this.log('info', 'supervisor stopping');
       const all = [...this.children.values()];
       await Promise.all(all.filter((c) => c.spec.role !== 'session-daemon').map((c) => c.stop()));

@@ -122,6 +122,13 @@ export class Tree {
     return (JSON.parse(r.stdout) as { processes: PsRow[] }).processes;
   }
 
+  /** Warm standby executors (booted, waiting to take over after a crash). */
+  async standbys(): Promise<PsRow[]> {
+    const r = await cli(['ps', '--home', this.home, '--json']);
+    if (r.code !== 0) throw new Error(`continuum ps failed: ${r.stderr}`);
+    return (JSON.parse(r.stdout) as { standbys: PsRow[] }).standbys;
+  }
+
   async row(id: string): Promise<PsRow> {
     const row = (await this.ps()).find((r) => r.id === id);
     if (!row) throw new Error(`no process ${id} in ps`);
@@ -203,7 +210,8 @@ export async function startTree(opts: TreeOptions = {}): Promise<Tree> {
 
 export async function stopTree(tree: Tree | undefined): Promise<void> {
   if (!tree) return;
-  const pids = (await tree.ps().catch(() => [])).map((r) => r.pid).filter((p): p is number => p !== null);
+  const rows = [...(await tree.ps().catch(() => [])), ...(await tree.standbys().catch(() => []))];
+  const pids = rows.map((r) => r.pid).filter((p): p is number => p !== null);
   await tree.stop();
   await waitFor(() => pids.every((p) => !isAlive(p)), 6_000, 'every process of the tree to exit');
 }

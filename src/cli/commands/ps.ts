@@ -3,9 +3,11 @@ import { formatBytes, formatDuration, table } from '../format.js';
 import { controlCall } from '../runtime.js';
 
 export async function ps(opts: { home: string; json?: boolean }): Promise<string> {
-  const { processes, lostLogLines } = await controlCall<{ processes: ProcessRow[]; lostLogLines: Record<string, number> }>(opts.home, 'ps');
-  if (opts.json) return JSON.stringify({ processes, lostLogLines }, null, 2);
-  const rows = processes.map((p) => [
+  const { processes, standbys, lostLogLines } = await controlCall<{ processes: ProcessRow[]; standbys: ProcessRow[]; lostLogLines: Record<string, number> }>(opts.home, 'ps');
+  if (opts.json) return JSON.stringify({ processes, standbys, lostLogLines }, null, 2);
+  // Each standby is listed under the executor it would replace.
+  const listed = processes.flatMap((p) => [p, ...standbys.filter((s) => s.id === `${p.id}.standby`)]);
+  const rows = listed.map((p) => [
     p.name,
     p.pid === null ? '-' : String(p.pid),
     p.environment ?? '-',

@@ -44,6 +44,7 @@ export class SessionStore {
         id TEXT PRIMARY KEY, environment TEXT NOT NULL, label TEXT,
         created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL, executor_id TEXT NOT NULL);
       CREATE INDEX IF NOT EXISTS sessions_executor ON sessions(executor_id);
+      CREATE INDEX IF NOT EXISTS sessions_environment ON sessions(environment, executor_id);
       CREATE TABLE IF NOT EXISTS kv (
         session_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (session_id, key));
       CREATE TABLE IF NOT EXISTS shell (session_id TEXT PRIMARY KEY, cwd TEXT, env TEXT);

@@ -86,6 +86,8 @@ server.on('upgrade', (req, socket, head) => {
   wss.handleUpgrade(req, socket, head, (ws) => {
     const conn: ClientConnection = {
       ws,
+      socket: socket as import('node:net').Socket,
+      corked: false,
       grants: granted,
       remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
       tokenId: tokenHash!.slice(0, 12),

@@ -14,6 +14,9 @@ import type { Binding, SessionBinder } from './session-binder.js';
 
 export interface ClientConnection {
   ws: WebSocket;
+  /** The TCP socket under `ws`, corked while a tick's answers are written (one syscall). */
+  socket: { cork(): void; uncork(): void };
+  corked: boolean;
   grants: ReadonlySet<string>;
   remote: string;
   tokenId: string;
@@ -140,7 +143,19 @@ export class Router {
     entry.conn.inflight--;
     const isError = frame.payload[0] === ResponseFlags.Error;
     const body = frame.payload.subarray(1);
-    if (entry.conn.ws.readyState !== CLOSED) entry.conn.ws.send(body, { binary: false });
+    const conn = entry.conn;
+    if (conn.ws.readyState !== CLOSED) {
+      // An executor's chunk often holds many answers for one connection: send them together.
+      if (!conn.corked) {
+        conn.corked = true;
+        conn.socket.cork();
+        process.nextTick(() => {
+          conn.corked = false;
+          conn.socket.uncork();
+        });
+      }
+      conn.ws.send(body, { binary: false });
+    }
     let code: number | undefined;
     if (isError) {
       try {
