@@ -31,10 +31,14 @@ export class SessionContext {
     this.stale = false;
   }
 
+  /** Commands queued or running; a context with none can be dropped from the cache. */
+  pending = 0;
+
   /** Runs `task` after every command queued before it. */
   enqueue<T>(task: () => Promise<T> | T): Promise<T> {
+    this.pending++;
     const run = this.tail.then(task, task);
-    this.tail = run.catch(() => undefined);
+    this.tail = run.catch(() => undefined).finally(() => this.pending--);
     return run;
   }
 
@@ -45,15 +49,23 @@ export class SessionContext {
   }
 }
 
+/** Idle sessions beyond this many are dropped from memory (they reload on next use). */
+const MAX_CACHED_SESSIONS = 2_000;
+
 export class SessionCache {
+  /** In least-recently-used order (a hit moves a session to the end). */
   private readonly sessions = new Map<string, SessionContext>();
   private readonly loading = new Map<string, Promise<SessionContext>>();
 
-  constructor(private readonly daemon: SessionDaemonClient) {}
+  constructor(private readonly daemon: Pick<SessionDaemonClient, 'call'>) {}
 
   get(sessionId: string): SessionContext | Promise<SessionContext> {
     const cached = this.sessions.get(sessionId);
-    if (cached && !cached.stale) return cached;
+    if (cached && !cached.stale) {
+      this.sessions.delete(sessionId);
+      this.sessions.set(sessionId, cached);
+      return cached;
+    }
     let p = this.loading.get(sessionId);
     if (!p) {
       p = this.daemon
@@ -69,6 +81,7 @@ export class SessionCache {
             current?.evict();
             const ctx = new SessionContext(sessionId, loaded);
             this.sessions.set(sessionId, ctx);
+            this.trim();
             return ctx;
           },
           (err: unknown) => {
@@ -88,6 +101,14 @@ export class SessionCache {
       this.loading.set(sessionId, p);
     }
     return p;
+  }
+
+  private trim(): void {
+    if (this.sessions.size <= MAX_CACHED_SESSIONS) return;
+    for (const [id, ctx] of this.sessions) {
+      if (this.sessions.size <= MAX_CACHED_SESSIONS * 0.9) break;
+      if (ctx.pending === 0 && ctx.running.size === 0) this.sessions.delete(id);
+    }
   }
 
   /** Every cached session is checked against the daemon again at its next use. */

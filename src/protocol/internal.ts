@@ -63,10 +63,21 @@ export interface StoredSession {
   executorId: string;
 }
 
-export interface ShellState {
-  cwd: string | null;
-  env: Record<string, string> | null;
-}
+export const shellStateSchema = z
+  .object({
+    cwd: z.string().max(4096).nullable(),
+    env: z.record(z.string().max(1024), z.string().max(128 * 1024)).nullable(),
+  })
+  .strict();
+export type ShellState = z.infer<typeof shellStateSchema>;
+
+/** What executors may send the session daemon; executors are not trusted. */
+export const executorCallSchemas = {
+  'session.load': z.object({ sessionId: z.string() }),
+  'state.set': z.object({ sessionId: z.string(), key: z.string().min(1).max(512), value: z.unknown() }),
+  'state.delete': z.object({ sessionId: z.string(), key: z.string().min(1).max(512) }),
+  'shell.save': z.object({ sessionId: z.string(), shell: shellStateSchema }),
+} as const;
 
 /** What an executor loads when a session first reaches it. */
 export interface LoadedSession {

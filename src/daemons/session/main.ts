@@ -11,7 +11,8 @@ import { readBoot, SupervisorChannel } from '../../bus/supervisor-channel.js';
 import { homePaths } from '../../config/paths.js';
 import { childLogger } from '../../logging/child-log.js';
 import { ContinuumError } from '../../protocol/errors.js';
-import type { LoadedSession, OpenSessionRequest, ShellState, StoredSession } from '../../protocol/internal.js';
+import type { z } from 'zod';
+import { executorCallSchemas, type LoadedSession, type OpenSessionRequest, type StoredSession } from '../../protocol/internal.js';
 import { SESSION_ID_PATTERN } from '../../protocol/method.js';
 import { SessionStore } from './session-store.js';
 
@@ -133,27 +134,32 @@ function onLink(link: RpcLink): void {
     return { ok: true };
   });
 
-  // --- executors ---
+  // --- executors (checked: an executor is not trusted) ---
+  const checked = <M extends keyof typeof executorCallSchemas>(method: M, p: unknown) => {
+    const parsed = executorCallSchemas[method].safeParse(p);
+    if (!parsed.success) throw new ContinuumError('INVALID_PARAMS', `invalid ${method} call: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    return parsed.data as z.infer<(typeof executorCallSchemas)[M]>;
+  };
   link.handle('session.load', (p): LoadedSession => {
-    const s = ownedSession(link, (p as { sessionId?: string })?.sessionId);
+    const s = ownedSession(link, checked('session.load', p).sessionId);
     const workspace = workspaceOf(s);
     fs.mkdirSync(workspace, { recursive: true, mode: 0o700 });
     return { session: s, workspace, kv: store.kv(s.sessionId), shell: store.shell(s.sessionId) };
   });
   link.handle('state.set', async (p) => {
-    const { sessionId, key, value } = p as { sessionId: string; key: string; value: unknown };
+    const { sessionId, key, value } = checked('state.set', p);
     ownedSession(link, sessionId);
-    await store.setKv(sessionId, requireString(key, 'key'), value);
+    await store.setKv(sessionId, key, value);
     return { ok: true };
   });
   link.handle('state.delete', async (p) => {
-    const { sessionId, key } = p as { sessionId: string; key: string };
+    const { sessionId, key } = checked('state.delete', p);
     ownedSession(link, sessionId);
-    await store.deleteKv(sessionId, requireString(key, 'key'));
+    await store.deleteKv(sessionId, key);
     return { ok: true };
   });
   link.handle('shell.save', async (p) => {
-    const { sessionId, shell } = p as { sessionId: string; shell: ShellState };
+    const { sessionId, shell } = checked('shell.save', p);
     ownedSession(link, sessionId);
     await store.setShell(sessionId, shell);
     return { ok: true };
