@@ -31,7 +31,15 @@ export class SessionDaemonClient {
 
   async call<T>(method: string, params: unknown, timeoutMs?: number): Promise<T> {
     const link = await this.get();
-    return link.call<T>(method, params, timeoutMs);
+    try {
+      return await link.call<T>(method, params, timeoutMs);
+    } catch (err) {
+      // The daemon died or hung mid-call: to a client that is the daemon being unavailable.
+      if (err instanceof ContinuumError && (err.code === 'CONTINUUM_CONNECTION_LOST' || err.code === 'CONTINUUM_TIMEOUT')) {
+        throw new ContinuumError('EXECUTOR_UNAVAILABLE', `the session daemon did not complete ${method} (${err.message}); retry shortly`, { retryable: true, retryAfterMs: 200 }, { cause: err });
+      }
+      throw err;
+    }
   }
 
   /** Connects now, retrying for up to `waitMs` (used at start, while the daemon boots). */

@@ -229,7 +229,7 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
         if (!opened) reject(new ContinuumError('CONNECT_FAILED', `cannot connect to ${this.opts.url}: ${err.message}`, { retryable: true }, { cause: err }));
       });
       ws.once('close', (code, reason) => {
-        if (opened) this.onClose(code, reason.toString());
+        if (opened) this.onClose(ws, code, reason.toString());
       });
     });
   }
@@ -277,7 +277,9 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
     this.pending.clear();
   }
 
-  private onClose(code: number, reason: string): void {
+  private onClose(ws: WebSocket, code: number, reason: string): void {
+    // Only the current socket's close matters: one the reconnect loop gave up on is not news.
+    if (ws !== this.ws) return;
     this.ws = undefined;
     const err = new ContinuumError('CONNECTION_LOST', `the connection closed (code ${code}${reason ? `: ${reason}` : ''}) with this request pending; it may or may not have run`, { retryable: true, closeCode: code });
     this.rejectAll(err);
@@ -313,15 +315,17 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
         return;
       } catch (err) {
         const e = err as ContinuumError;
+        const failed = this.ws;
+        this.ws = undefined;
+        failed?.terminate();
         if (isContinuumError(e, 'SESSION_NOT_FOUND') || isContinuumError(e, 'UNAUTHORIZED')) {
           this.closedByUser = true;
-          this.ws?.terminate();
           this.emit('error', e);
           this.emit('closed');
           throw e;
         }
-        this.ws?.terminate();
-        this.ws = undefined;
+        // A failed environment waits for an operator: keep trying, but at the slowest pace.
+        if ((e as ContinuumError).data?.retryable === false) attempt = Math.max(attempt, 30);
       }
     }
     const e = new ContinuumError('CONNECTION_LOST', 'gave up reconnecting', { retryable: false });

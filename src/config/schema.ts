@@ -40,7 +40,7 @@ export const environmentSchema = z
     replicas: z.number().int().min(1).max(64).default(1),
     sessionIdleMs: z.number().int().min(1000).default(24 * 3600_000),
     output: z
-      .object({ maxBytes: z.number().int().min(1024).max(256 * MiB).default(MiB) })
+      .object({ maxBytes: z.number().int().min(1024).max(16 * MiB).default(MiB) })
       .strict()
       .default({ maxBytes: MiB }),
     commands: z

@@ -1,6 +1,6 @@
 // Turns Request frames into Response frames: checks the method, the policy and the params,
 // loads the session, keeps the session's commands in order, and runs the handler.
-import { decodeRequestPayload, ERROR_LEAD, FrameKind, OK_LEAD, type Frame } from '../bus/frame-codec.js';
+import { decodeRequestPayload, ERROR_LEAD, FrameKind, MAX_FRAME_BYTES, OK_LEAD, type Frame } from '../bus/frame-codec.js';
 import type { FrameSocket } from '../bus/frame-socket.js';
 import { ContinuumError, toContinuumError } from '../protocol/errors.js';
 import { errorFrame, notificationFrame, successFrame, type RequestId } from '../protocol/jsonrpc.js';
@@ -18,6 +18,17 @@ export class Dispatcher {
 
   constructor(private readonly env: ExecutorEnv, private readonly sessions: SessionCache) {
     this.allowed = new Set(env.environment.commands);
+  }
+
+  /** An answer too big for one bus frame (JSON escaping can multiply output) is refused, not sent. */
+  private answer(socket: FrameSocket, tag: number, id: RequestId | null, result: unknown): void {
+    const text = successFrame(id, result);
+    if (text.length * 3 > MAX_FRAME_BYTES - 64 && Buffer.byteLength(text) > MAX_FRAME_BYTES - 64) {
+      const err = new ContinuumError('PAYLOAD_TOO_LARGE', `the result is ${Buffer.byteLength(text)} bytes as JSON, over the ${MAX_FRAME_BYTES}-byte limit; ask for less (a lower output cap, or read in parts)`);
+      socket.send(FrameKind.Response, tag, errorFrame(id, err), ERROR_LEAD);
+      return;
+    }
+    socket.send(FrameKind.Response, tag, text, OK_LEAD);
   }
 
   onFrame(socket: FrameSocket, frame: Frame): void {
@@ -53,11 +64,11 @@ export class Dispatcher {
       const result = isPromise(session) ? session.then(run) : run(session);
       if (isPromise(result)) {
         result.then(
-          (r) => socket.send(FrameKind.Response, frame.tag, successFrame(requestId, r), OK_LEAD),
+          (r) => this.answer(socket, frame.tag, requestId, r),
           (err) => socket.send(FrameKind.Response, frame.tag, errorFrame(requestId, toContinuumError(err)), ERROR_LEAD),
         );
       } else {
-        socket.send(FrameKind.Response, frame.tag, successFrame(requestId, result), OK_LEAD);
+        this.answer(socket, frame.tag, requestId, result);
       }
     } catch (err) {
       socket.send(FrameKind.Response, frame.tag, errorFrame(id, toContinuumError(err)), ERROR_LEAD);

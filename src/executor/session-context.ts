@@ -24,11 +24,31 @@ export class SessionContext {
     this.createdAt = loaded.session.createdAt;
   }
 
-  /** Takes the daemon's copy (every write was written through, so it is the latest). */
+  /** The shell state has not reached the daemon yet (a save failed and is being retried). */
+  private shellDirty = false;
+  private saveRetry: NodeJS.Timeout | undefined;
+
+  /** Takes the daemon's copy (every acknowledged write went through, so it is the latest). */
   refresh(loaded: LoadedSession): void {
     this.kv = new Map(Object.entries(loaded.kv));
-    this.shell = loaded.shell;
+    if (!this.shellDirty) this.shell = loaded.shell;
     this.stale = false;
+  }
+
+  /** Saves the shell state; on failure keeps retrying in the background until it lands. */
+  async saveShell(daemon: Pick<SessionDaemonClient, 'call'>, onError: (err: Error) => void): Promise<void> {
+    clearTimeout(this.saveRetry);
+    const shell = this.shell;
+    try {
+      await daemon.call('shell.save', { sessionId: this.sessionId, shell });
+      if (this.shell === shell) this.shellDirty = false;
+    } catch (err) {
+      this.shellDirty = true;
+      onError(err as Error);
+      if ((err as { code?: string }).code === 'CONTINUUM_SESSION_NOT_FOUND' || this.evicted) return;
+      this.saveRetry = setTimeout(() => void this.saveShell(daemon, () => undefined), 1_000);
+      this.saveRetry.unref();
+    }
   }
 
   /** Commands queued or running; a context with none can be dropped from the cache. */
@@ -44,6 +64,7 @@ export class SessionContext {
 
   evict(): void {
     this.evicted = true;
+    clearTimeout(this.saveRetry);
     for (const kill of this.running) kill();
     this.running.clear();
   }

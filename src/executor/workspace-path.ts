@@ -12,11 +12,19 @@ function leaves(p: string): ContinuumError {
   return new ContinuumError('FORBIDDEN', `path "${p}" leaves the session workspace; use a path inside it`);
 }
 
-export async function resolveInWorkspace(workspace: string, requested: string): Promise<string> {
+/**
+ * With `followFinal: false` the last component is not resolved, so a symlink inside the
+ * workspace is itself what `fs.stat` describes and `fs.delete` removes.
+ */
+export async function resolveInWorkspace(workspace: string, requested: string, options: { followFinal?: boolean } = {}): Promise<string> {
   if (requested.includes('\0')) throw new ContinuumError('INVALID_PARAMS', 'invalid params: path contains a NUL byte', { issues: [{ path: ['path'], message: 'NUL byte' }] });
   const root = await fs.realpath(workspace);
   const target = path.resolve(root, requested);
   if (!isInside(root, target)) throw leaves(requested);
+  if (options.followFinal === false && target !== root) {
+    const parent = await resolveInWorkspace(root, path.dirname(target));
+    return path.join(parent, path.basename(target));
+  }
   const missing: string[] = [];
   let probe = target;
   for (;;) {

@@ -92,8 +92,10 @@ export interface OpenSessionRequest {
   sessionId?: string;
   mode: 'auto' | 'new' | 'join' | 'fork';
   label?: string;
-  /** The executor ids of the environment; a new session goes to the least loaded. */
+  /** Every executor id of the environment (a session bound elsewhere is rebound). */
   replicas: string[];
+  /** Those serving now: a new or rebound session goes to the least loaded of these. */
+  candidates: string[];
 }
 
 export interface OpenSessionResult {

@@ -36,8 +36,11 @@ export type ParsedRequest =
   | { ok: true; request: RpcRequest; id: RequestId | null; isNotification: boolean }
   | { ok: false; id: RequestId | null; error: ContinuumError };
 
+/** Ids are echoed in every answer and log line, so they are kept short. */
+export const MAX_ID_LENGTH = 256;
+
 function isValidId(id: unknown): id is RequestId | null {
-  return id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
+  return id === null || (typeof id === 'string' && id.length <= MAX_ID_LENGTH) || (typeof id === 'number' && Number.isFinite(id));
 }
 
 /** Parses one text frame into a request, or the error to answer it with. */
@@ -65,7 +68,7 @@ export function checkRequest(value: unknown): ParsedRequest {
   const v = value as Record<string, unknown>;
   const hasId = 'id' in v;
   const id = hasId && isValidId(v.id) ? (v.id as RequestId | null) : null;
-  if (hasId && !isValidId(v.id)) return { ok: false, id: null, error: invalid('"id" must be a string, a finite number or null') };
+  if (hasId && !isValidId(v.id)) return { ok: false, id: null, error: invalid(`"id" must be a string of at most ${MAX_ID_LENGTH} characters, a finite number or null`) };
   if (v.jsonrpc !== '2.0') return { ok: false, id, error: invalid('"jsonrpc" must be "2.0"') };
   if (typeof v.method !== 'string' || v.method.length === 0) {
     return { ok: false, id, error: invalid('"method" must be a non-empty string') };

@@ -81,16 +81,27 @@ export class LogRouter {
 /** Splits a byte stream into lines, keeping the partial tail for the next chunk. */
 export class LineSplitter {
   private tail = '';
-  constructor(private readonly onLine: (line: string) => void) {}
+  /** Inside a line too long to keep: drop until its end. */
+  private skipping = false;
+  constructor(private readonly onLine: (line: string) => void, private readonly onOversize: (bytes: number) => void = () => {}) {}
   push(chunk: Buffer): void {
     const text = this.tail + chunk.toString('utf8');
     const lines = text.split('\n');
     this.tail = lines.pop() ?? '';
-    if (this.tail.length > MAX_LINE) {
-      lines.push(this.tail);
-      this.tail = '';
+    if (this.skipping && lines.length > 0) {
+      lines.shift(); // the end of the dropped line
+      this.skipping = false;
     }
-    for (const line of lines) this.onLine(line);
+    if (this.tail.length > MAX_LINE) {
+      // Never split a record into fragments that would be written as separate (invalid) lines.
+      this.onOversize(this.tail.length);
+      this.tail = '';
+      this.skipping = true;
+    }
+    for (const line of lines) {
+      if (line.length > MAX_LINE) this.onOversize(line.length);
+      else this.onLine(line);
+    }
   }
   end(): void {
     if (this.tail) this.onLine(this.tail);

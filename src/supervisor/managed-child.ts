@@ -1,6 +1,7 @@
 // One supervised OS process: spawn, readiness, heartbeats, output capture, stop.
 // Everything started for a child (timers, listeners) ends with it.
 import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { childMessageSchema, type ChildBoot, type ExecutorState, type SupervisorMessage } from '../protocol/internal.js';
 import type { ChildSpec } from './child-spec.js';
 import type { LogRouter } from './log-router.js';
@@ -18,6 +19,22 @@ export interface ExitInfo {
 
 const READY_TIMEOUT_MS = 10_000;
 const PROMOTION_TIMEOUT_MS = 1_000;
+const MAX_PROCESS_GROUPS = 4_096;
+
+/**
+ * An executor is not trusted: it may only hand us process groups it really started — a
+ * group leader that is its own child — or it could make us kill anything, even group 1.
+ */
+function isOwnGroupLeader(pgid: number, parentPid: number): boolean {
+  if (pgid <= 1 || pgid === process.pid) return false;
+  try {
+    const stat = fs.readFileSync(`/proc/${pgid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[1]) === parentPid && Number(fields[2]) === pgid;
+  } catch {
+    return false;
+  }
+}
 
 export class ManagedChild {
   state: ExecutorState = 'stopped';
@@ -98,8 +115,8 @@ export class ManagedChild {
           this.queries.get(m.seq)?.(m.data);
           this.queries.delete(m.seq);
         } else if (m.t === 'pgid') {
-          if (m.op === 'add') this.processGroups.add(m.pgid);
-          else this.processGroups.delete(m.pgid);
+          if (m.op === 'remove') this.processGroups.delete(m.pgid);
+          else if (isOwnGroupLeader(m.pgid, pid) && this.processGroups.size < MAX_PROCESS_GROUPS) this.processGroups.add(m.pgid);
         }
       });
       proc.once('exit', (code, signal) => {

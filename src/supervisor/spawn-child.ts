@@ -21,8 +21,9 @@ export function spawnChild(spec: ChildSpec, boot: ChildBoot, env: NodeJS.Process
   });
   const pid = proc.pid ?? -1;
   proc.on('error', () => undefined);
-  const stdout = new LineSplitter((line) =>
-    spec.trusted ? logs.trustedLine(line, pid, spec.id) : logs.executorLine(spec.logTarget, pid, spec.id, line),
+  const stdout = new LineSplitter(
+    (line) => (spec.trusted ? logs.trustedLine(line, pid, spec.id) : logs.executorLine(spec.logTarget, pid, spec.id, line)),
+    (bytes) => logs.write(spec.logTarget, { level: 40, msg: `dropped a log line of ${bytes}+ characters (over the line limit)`, pid, child: spec.name }),
   );
   proc.stdout!.on('data', (c: Buffer) => stdout.push(c));
   proc.stdout!.on('end', () => stdout.end());

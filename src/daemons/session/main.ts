@@ -44,8 +44,35 @@ function rebaseShell(sessionId: string, from: string, to: string): Promise<void>
   return store.setShell(sessionId, { cwd: shell.cwd === null ? null : move(shell.cwd), env });
 }
 
+// Big workspaces are copied and deleted off the event loop (a blocked daemon misses its
+// heartbeats): forks are staged by an async copy and renamed into place, and deleted
+// workspaces are renamed into the trash and removed in the background.
+const stagingDir = path.join(paths.workspaces, '.staging');
+const trashDir = path.join(paths.workspaces, '.trash');
+
 function removeWorkspace(s: StoredSession): void {
-  fs.rmSync(workspaceOf(s), { recursive: true, force: true });
+  const dir = workspaceOf(s);
+  const trashed = path.join(trashDir, randomUUID());
+  try {
+    fs.mkdirSync(trashDir, { recursive: true, mode: 0o700 });
+    fs.renameSync(dir, trashed);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  fs.promises.rm(trashed, { recursive: true, force: true }).catch((err: Error) => log.warn('could not empty the workspace trash', { error: err.message }));
+}
+
+async function stageFork(req: OpenSessionRequest): Promise<string | undefined> {
+  if (req.mode !== 'fork' || !req.sessionId) return undefined;
+  const source = store.get(req.sessionId);
+  if (!source || source.environment !== req.environment) return undefined; // store.open reports it
+  const staged = path.join(stagingDir, randomUUID());
+  await fs.promises.mkdir(stagingDir, { recursive: true, mode: 0o700 });
+  const src = workspaceOf(source);
+  if (fs.existsSync(src)) await fs.promises.cp(src, staged, { recursive: true, verbatimSymlinks: true });
+  else await fs.promises.mkdir(staged, { mode: 0o700 });
+  return staged;
 }
 
 function endSession(s: StoredSession, why: 'closed' | 'expired'): void {
@@ -102,11 +129,19 @@ function onLink(link: RpcLink): void {
     if (req.sessionId !== undefined && !SESSION_ID_PATTERN.test(req.sessionId)) {
       throw new ContinuumError('INVALID_PARAMS', 'invalid params: session ids are 1-128 characters of [A-Za-z0-9._-]');
     }
-    const result = store.open(req, () => randomUUID(), (from, to) => {
-      const src = workspaceOf(from);
-      const dst = workspaceOf(to);
-      if (fs.existsSync(src)) fs.cpSync(src, dst, { recursive: true, verbatimSymlinks: true });
-    });
+    let staged = await stageFork(req);
+    let result;
+    try {
+      result = store.open(req, () => randomUUID(), (_from, to) => {
+        if (!staged) return;
+        const dst = workspaceOf(to);
+        fs.mkdirSync(path.dirname(dst), { recursive: true, mode: 0o700 });
+        fs.renameSync(staged, dst);
+        staged = undefined;
+      });
+    } finally {
+      if (staged) void fs.promises.rm(staged, { recursive: true, force: true }).catch(() => undefined);
+    }
     if (result.action === 'forked' && req.sessionId) {
       const source = store.get(req.sessionId);
       if (source) await rebaseShell(result.session.sessionId, workspaceOf(source), workspaceOf(result.session));
@@ -171,6 +206,9 @@ function sweepExpired(): void {
     for (const s of store.expired(env.name, env.sessionIdleMs)) endSession(s, 'expired');
   }
 }
+
+// Leftovers of a crash mid-fork or mid-delete.
+for (const dir of [stagingDir, trashDir]) void fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
 
 const server = await listenFrameSockets(paths.sessionSocket, (socket) => onLink(new RpcLink(socket, 'session client')));
 const shortestIdle = Math.min(...boot.config.environments.map((e) => e.sessionIdleMs));

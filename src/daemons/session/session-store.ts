@@ -58,11 +58,12 @@ export class SessionStore {
       deleteKv: this.db.prepare('DELETE FROM kv WHERE session_id = ?'),
       deleteShell: this.db.prepare('DELETE FROM shell WHERE session_id = ?'),
       kvAll: this.db.prepare<[string], { key: string; value: string }>('SELECT key, value FROM kv WHERE session_id = ?'),
-      kvSet: this.db.prepare('INSERT INTO kv (session_id, key, value) VALUES (?, ?, ?) ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value'),
+      // Writes are queued; they only land if the session still exists when they do.
+      kvSet: this.db.prepare('INSERT INTO kv (session_id, key, value) SELECT @sid, @key, @value WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @sid) ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value'),
       kvDelete: this.db.prepare('DELETE FROM kv WHERE session_id = ? AND key = ?'),
       kvCopy: this.db.prepare('INSERT INTO kv (session_id, key, value) SELECT ?, key, value FROM kv WHERE session_id = ?'),
       shellGet: this.db.prepare<[string], { cwd: string | null; env: string | null }>('SELECT cwd, env FROM shell WHERE session_id = ?'),
-      shellSet: this.db.prepare('INSERT INTO shell (session_id, cwd, env) VALUES (?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, env = excluded.env'),
+      shellSet: this.db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT @sid, @cwd, @env WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @sid) ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, env = excluded.env'),
       shellCopy: this.db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT ?, cwd, env FROM shell WHERE session_id = ?'),
       counts: this.db.prepare<[], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions GROUP BY executor_id'),
       countsFor: this.db.prepare<[string], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions WHERE environment = ? GROUP BY executor_id'),
@@ -92,7 +93,7 @@ export class SessionStore {
         if (!req.sessionId) throw new ContinuumError('INVALID_PARAMS', 'invalid params: mode "fork" needs the sessionId of the session to fork', { issues: [{ path: ['sessionId'], message: 'required for fork' }] });
         if (!existing) throw new ContinuumError('SESSION_NOT_FOUND', `session ${req.sessionId} not found; it may have been closed or expired`);
         this.checkEnvironment(existing, req.environment);
-        const created = this.insert(newId(), req.environment, req.label ?? existing.label, req.replicas, now);
+        const created = this.insert(newId(), req.environment, req.label ?? existing.label, req.candidates, now);
         this.stmt.kvCopy.run(created.sessionId, existing.sessionId);
         this.stmt.shellCopy.run(created.sessionId, existing.sessionId);
         copyWorkspace(existing, created);
@@ -103,12 +104,12 @@ export class SessionStore {
         this.checkEnvironment(existing, req.environment);
         let executorId = existing.executorId;
         // A replica that no longer exists (config shrank): rebind to the least loaded one.
-        if (req.replicas.length > 0 && !req.replicas.includes(executorId)) executorId = this.leastLoaded(req.environment, req.replicas);
+        if (req.replicas.length > 0 && !req.replicas.includes(executorId)) executorId = this.leastLoaded(req.environment, req.candidates);
         this.stmt.rebind.run(executorId, now, existing.sessionId);
         return { session: { ...existing, executorId, lastActiveAt: now }, action: 'joined' };
       }
       if (req.mode === 'join') throw new ContinuumError('SESSION_NOT_FOUND', `session ${req.sessionId ?? '(none given)'} not found; connect with mode "auto" or "new" to create it`);
-      const created = this.insert(req.sessionId ?? newId(), req.environment, req.label ?? null, req.replicas, now);
+      const created = this.insert(req.sessionId ?? newId(), req.environment, req.label ?? null, req.candidates, now);
       return { session: created, action: 'created' };
     })();
   }
@@ -121,6 +122,9 @@ export class SessionStore {
 
   private insert(id: string, environment: string, label: string | null, replicas: string[], now: number): StoredSession {
     const executorId = this.leastLoaded(environment, replicas);
+    // Rows a write raced in after an earlier session of this id was deleted must not leak in.
+    this.stmt.deleteKv.run(id);
+    this.stmt.deleteShell.run(id);
     this.stmt.insert.run(id, environment, label, now, now, executorId);
     return { sessionId: id, environment, label, createdAt: now, lastActiveAt: now, executorId };
   }
@@ -168,7 +172,7 @@ export class SessionStore {
 
   setKv(sessionId: string, key: string, value: unknown): Promise<void> {
     const text = JSON.stringify(value ?? null);
-    return this.enqueue(() => this.stmt.kvSet.run(sessionId, key, text));
+    return this.enqueue(() => this.stmt.kvSet.run({ sid: sessionId, key, value: text }));
   }
 
   deleteKv(sessionId: string, key: string): Promise<void> {
@@ -176,7 +180,7 @@ export class SessionStore {
   }
 
   setShell(sessionId: string, state: ShellState): Promise<void> {
-    return this.enqueue(() => this.stmt.shellSet.run(sessionId, state.cwd, state.env ? JSON.stringify(state.env) : null));
+    return this.enqueue(() => this.stmt.shellSet.run({ sid: sessionId, cwd: state.cwd, env: state.env ? JSON.stringify(state.env) : null }));
   }
 
   close(): void {

@@ -17,6 +17,7 @@ export interface ExecutorLink {
   servedPid: number | null;
   /** Tags of requests in flight on this link. */
   inflight: Set<number>;
+  retryTimer?: NodeJS.Timeout;
 }
 
 export interface PoolEvents {
@@ -74,6 +75,15 @@ export class ExecutorPool {
     return link;
   }
 
+  /** Reconnects to `pid` later, as long as the supervisor still says it runs. */
+  private retry(link: ExecutorLink, pid: number, delayMs: number): void {
+    clearTimeout(link.retryTimer);
+    link.retryTimer = setTimeout(() => {
+      if (link.status.state === 'running' && link.status.pid === pid && !link.socket && link.connectedPid === null) void this.connect(link, pid);
+    }, delayMs);
+    link.retryTimer.unref();
+  }
+
   private async connect(link: ExecutorLink, pid: number): Promise<void> {
     link.connectedPid = pid;
     const old = link.socket;
@@ -85,12 +95,14 @@ export class ExecutorPool {
     } catch (err) {
       this.log.warn('cannot reach executor', { executorId: link.status.id, pid, error: (err as Error).message });
       if (link.connectedPid === pid) link.connectedPid = null;
+      this.retry(link, pid, 200);
       return;
     }
     if (link.connectedPid !== pid) {
       socket.destroy();
       return;
     }
+    clearTimeout(link.retryTimer);
     link.socket = socket;
     socket.onFrame((frame) => this.events.onFrame(link, frame));
     socket.onClose(() => {
@@ -99,8 +111,9 @@ export class ExecutorPool {
       link.connectedPid = null;
       const tags = [...link.inflight];
       link.inflight.clear();
-      if (link.status.state === 'running') link.status = { ...link.status, state: 'restarting' };
-      this.events.onLost(link, tags, unavailableError(link.status, link.status.id, pid));
+      this.events.onLost(link, tags, unavailableError({ ...link.status, state: 'restarting' }, link.status.id, pid));
+      // Usually the process died and the supervisor will say so; if it is alive, come back.
+      this.retry(link, pid, 100);
     });
     const previousPid = link.servedPid;
     link.servedPid = pid;
@@ -118,7 +131,11 @@ export function unavailableError(status: ExecutorStatus | undefined, executorId:
     });
   }
   const retryAfterMs = Math.max(50, status?.retryAfterMs ?? 100);
-  const what = deadPid ? `executor ${executorId} (pid ${deadPid}) died` : `executor ${executorId} is ${status?.state ?? 'not running'}`;
+  const what = deadPid
+    ? `executor ${executorId} (pid ${deadPid}) died or dropped its link`
+    : status?.state === 'running'
+      ? `executor ${executorId} is unreachable (reconnecting)`
+      : `executor ${executorId} is ${status?.state ?? 'not running'}`;
   return new ContinuumError('EXECUTOR_UNAVAILABLE', `${what}; it is being restarted, retry in ${retryAfterMs} ms`, {
     retryable: true,
     retryAfterMs,

@@ -68,6 +68,11 @@ export class Router {
 
   onMessage(conn: ClientConnection, data: Buffer, isBinary: boolean): void {
     if (conn.backlog) {
+      if (conn.backlog.length >= this.config.limits.maxInFlightPerConnection) {
+        const id = isBinary ? null : sniffId(data.subarray(0, 4096).toString('utf8'));
+        this.reply(conn, errorFrame(id, new ContinuumError('OVERLOADED', 'too many requests sent while the session was being bound; wait for the session.connect answer', { retryAfterMs: 50 })));
+        return;
+      }
       conn.backlog.push({ data, isBinary });
       return;
     }
@@ -104,6 +109,11 @@ export class Router {
     }
     if (!this.allowed.get(binding.environment)?.has(method.namespace)) {
       this.reply(conn, errorFrame(id, new ContinuumError('FORBIDDEN', `the ${binding.environment} environment's policy does not allow ${method.namespace}.* commands`)));
+      return;
+    }
+    // A client that doesn't read its answers gets no more work: the answers would pile up here.
+    if (conn.ws.bufferedAmount > this.config.limits.frameHardBytes) {
+      this.reply(conn, errorFrame(id, new ContinuumError('OVERLOADED', `${conn.ws.bufferedAmount} bytes of answers are waiting for this client to read them; read them before sending more`, { retryAfterMs: 200 })));
       return;
     }
     if (conn.inflight >= this.config.limits.maxInFlightPerConnection) {
@@ -211,6 +221,8 @@ export class Router {
   }
 
   private flushTouches(): void {
+    // A session with a command still running is active, however long the command takes.
+    for (const entry of this.inflight.values()) this.touched.add(entry.sessionId);
     if (this.touched.size === 0) return;
     const ids = [...this.touched];
     this.touched.clear();
@@ -223,6 +235,7 @@ export class Router {
     const task = async (): Promise<unknown> => {
       if (name === 'session.connect' || name === 'session.join') {
         const { result, binding } = name === 'session.connect' ? await this.binder.connect(params, conn.grants) : await this.binder.join(params, conn.grants);
+        if (conn.ws.readyState === CLOSED) return result; // gone while we asked: bind nothing
         this.bind(conn, binding);
         this.sessionEvent(binding, `session ${result.action}`, { event: `session.${result.action}`, requestId: id, executorId: binding.executorId, remote: conn.remote, tokenId: conn.tokenId });
         return result;
@@ -249,7 +262,7 @@ export class Router {
         },
       )
       .finally(() => {
-        const backlog = conn.backlog ?? [];
+        const backlog = conn.ws.readyState === CLOSED ? [] : conn.backlog ?? [];
         conn.backlog = undefined;
         for (const { data, isBinary } of backlog) this.onMessage(conn, data, isBinary);
       });

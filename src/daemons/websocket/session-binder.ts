@@ -66,16 +66,16 @@ export class SessionBinder {
     }
     if (!grants.has(environment)) throw new ContinuumError('UNAUTHORIZED', `this token does not grant the ${environment} environment; use \`continuum token ${environment}\``);
     const replicas = this.pool.byEnvironment(environment);
+    const candidates = replicas.filter((l) => this.pool.unavailable(l.status.id) === undefined).map((l) => l.status.id);
     // Refuse before touching the store if nothing of the environment can serve.
-    if (!replicas.some((l) => this.pool.unavailable(l.status.id) === undefined)) {
-      throw this.pool.unavailable(replicas[0]?.status.id ?? `${environment}-0`)!;
-    }
+    if (candidates.length === 0) throw this.pool.unavailable(replicas[0]?.status.id ?? `${environment}-0`)!;
     const opened = await this.daemon.call<OpenSessionResult>('session.open', {
       environment,
       sessionId,
       mode,
       label,
       replicas: replicas.map((l) => l.status.id),
+      candidates,
     });
     const s = opened.session;
     const down = this.pool.unavailable(s.executorId);

@@ -94,7 +94,7 @@ export async function list(params: { path?: string } | undefined, ctx: CommandCo
 
 export async function stat(params: { path: string }, ctx: CommandContext) {
   try {
-    const file = await resolveInWorkspace(ctx.session.workspace, params.path);
+    const file = await resolveInWorkspace(ctx.session.workspace, params.path, { followFinal: false });
     const s = await fs.lstat(file);
     return { type: typeOf(s), size: s.size, mode: s.mode & 0o7777, mtimeMs: Math.round(s.mtimeMs), ctimeMs: Math.round(s.ctimeMs) };
   } catch (err) {
@@ -104,7 +104,7 @@ export async function stat(params: { path: string }, ctx: CommandContext) {
 
 export async function remove(params: { path: string }, ctx: CommandContext) {
   try {
-    const file = await resolveInWorkspace(ctx.session.workspace, params.path);
+    const file = await resolveInWorkspace(ctx.session.workspace, params.path, { followFinal: false });
     if (file === (await fs.realpath(ctx.session.workspace))) {
       throw new ContinuumError('FORBIDDEN', 'the workspace root itself cannot be deleted; close the session to remove it');
     }

@@ -77,6 +77,18 @@ function parseDump(dump: Buffer): ShellState | undefined {
   return { cwd: text.slice(0, split), env };
 }
 
+/** Keeps to what the session daemon stores (see shellStateSchema); returns the names dropped. */
+function dropUnstorable(state: ShellState): string[] {
+  const dropped: string[] = [];
+  for (const [key, value] of Object.entries(state.env ?? {})) {
+    if (key.length > 1024 || value.length > 128 * 1024) {
+      dropped.push(key);
+      delete state.env![key];
+    }
+  }
+  return dropped;
+}
+
 export interface ExecParams {
   command: string;
   timeoutMs?: number;
@@ -174,13 +186,14 @@ export async function exec(params: ExecParams, ctx: CommandContext) {
         else next.env[key] = before;
       }
     }
+    const dropped = dropUnstorable(next);
+    if (dropped.length) childLogger({ component: 'executor' }).warn('exported variables too large to keep', { sessionId: session.sessionId, names: dropped.map((n) => n.slice(0, 64)) });
     session.shell = next;
-    try {
-      await ctx.env.sessions.call('shell.save', { sessionId: session.sessionId, shell: next });
-    } catch (err) {
-      // The command has run; failing it now would invite a second run. Say so in the log.
-      childLogger({ component: 'executor' }).warn('shell state not persisted', { sessionId: session.sessionId, error: (err as Error).message });
-    }
+    // The command has run; failing it now would invite a second run. The session keeps the
+    // new state and retries saving it until the daemon takes it.
+    await session.saveShell(ctx.env.sessions, (err) =>
+      childLogger({ component: 'executor' }).warn('shell state not persisted yet; retrying', { sessionId: session.sessionId, error: err.message }),
+    );
   }
   if (params.stream) {
     for (const stream of ['stdout', 'stderr'] as const) {
