@@ -22,8 +22,17 @@ export function freePort(): Promise<number> {
   });
 }
 
+const homes: string[] = [];
+// Temporary homes go when the test process ends (a test may stop a tree and start another
+// on the same home, so they can't go with the tree).
+process.once('exit', () => {
+  for (const home of homes) fs.rmSync(home, { recursive: true, force: true });
+});
+
 export function tempHome(prefix = 'ct-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  homes.push(home);
+  return home;
 }
 
 export interface CliResult {
