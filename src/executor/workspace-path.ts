@@ -43,7 +43,3 @@ export async function resolveInWorkspace(workspace: string, requested: string, o
     }
   }
 }
-
-export function isWorkspaceRoot(workspaceReal: string, resolved: string): boolean {
-  return path.resolve(resolved) === path.resolve(workspaceReal);
-}

@@ -49,7 +49,6 @@ export class Router {
   private readonly touched = new Set<string>();
   private readonly allowed: Map<string, Set<string>>;
   private readonly shellDefaultTimeout: Map<string, number>;
-  readonly stats = { requests: 0, errors: 0 };
 
   constructor(private readonly config: Config, private readonly pool: ExecutorPool, private readonly binder: SessionBinder, private readonly touch: (ids: string[]) => void) {
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
@@ -58,12 +57,6 @@ export class Router {
     // Touch often enough that an active session can't look idle to the expiry sweep.
     const shortestIdle = Math.min(...config.environments.map((e) => e.sessionIdleMs));
     setInterval(() => this.flushTouches(), Math.max(250, Math.min(5_000, Math.floor(shortestIdle / 4)))).unref();
-  }
-
-  get connectionsBound(): number {
-    let n = 0;
-    for (const set of this.boundTo.values()) n += set.size;
-    return n;
   }
 
   onMessage(conn: ClientConnection, data: Buffer, isBinary: boolean): void {
@@ -298,8 +291,6 @@ export class Router {
   }
 
   private logCommand(entry: { sessionId: string; environment: string }, id: RequestId | null, method: string, durationMs: number, outcome: string, code: number | undefined, link: ExecutorLink | undefined): void {
-    this.stats.requests++;
-    if (outcome !== 'ok') this.stats.errors++;
     const record: Record<string, unknown> = {
       time: Date.now(),
       level: outcome === 'ok' ? 30 : 40,
