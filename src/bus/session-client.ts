@@ -34,9 +34,13 @@ export class SessionDaemonClient {
     try {
       return await link.call<T>(method, params, timeoutMs);
     } catch (err) {
-      // The daemon died or hung mid-call: to a client that is the daemon being unavailable.
-      if (err instanceof ContinuumError && (err.code === 'CONTINUUM_CONNECTION_LOST' || err.code === 'CONTINUUM_TIMEOUT')) {
+      // The daemon died mid-call: to a client that is the daemon being unavailable.
+      if (err instanceof ContinuumError && err.code === 'CONTINUUM_CONNECTION_LOST') {
         throw new ContinuumError('EXECUTOR_UNAVAILABLE', `the session daemon did not complete ${method} (${err.message}); retry shortly`, { retryable: true, retryAfterMs: 200 }, { cause: err });
+      }
+      // Slow is not dead: the call may still complete, so a blind retry could do it twice.
+      if (err instanceof ContinuumError && err.code === 'CONTINUUM_TIMEOUT') {
+        throw new ContinuumError('TIMEOUT', `the session daemon did not answer ${method} in time; it may still complete`, { retryable: false }, { cause: err });
       }
       throw err;
     }

@@ -30,7 +30,8 @@ export function readRuntime(home: string): RuntimeInfo | undefined {
   } catch {
     return undefined;
   }
-  return isSupervisorAlive(info.pid) ? info : undefined;
+  // A copied home (or a reused pid) must not make us talk to, or signal, another tree.
+  return info.home === homePaths(home).home && isSupervisorAlive(info.pid) ? info : undefined;
 }
 
 export function requireRuntime(home: string): RuntimeInfo {

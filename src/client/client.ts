@@ -63,12 +63,18 @@ export interface ClientEvents {
 }
 
 const OPEN = 1;
+/** The server bounds every shell.exec (environments' maxTimeoutMs ≤ 24 h); this is a backstop. */
+const SHELL_CLIENT_DEADLINE_MS = 24 * 3600_000 + 60_000;
 
 export class ContinuumClient extends EventEmitter<ClientEvents> {
   private ws: WebSocket | undefined;
   private readonly pending = new Map<string, Pending>();
   private closedByUser = false;
+  /** Settles when a reconnect loop ends; requests made meanwhile wait on it. */
   private ready: Promise<void> = Promise.resolve();
+  private reconnecting = false;
+  /** Aborted by close(): wakes whatever waits for a reconnect. */
+  private readonly closing = new AbortController();
   private session_: m.SessionBindResult | undefined;
 
   private constructor(private readonly opts: ConnectOptions) {
@@ -116,9 +122,11 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
   exec(command: string, options: ExecOptions = {}) {
     const { onOutput, signal, ...rest } = options;
     const params = { ...rest, command, ...(onOutput ? { stream: true } : {}) };
-    const shellTimeout = rest.timeoutMs ?? 60_000;
+    // Without timeoutMs the server applies the environment's default and answers -32004
+    // itself, so the client must not give up first.
+    const clientTimeout = rest.timeoutMs !== undefined ? rest.timeoutMs + 10_000 : this.opts.requestTimeoutMs ?? SHELL_CLIENT_DEADLINE_MS;
     return this.call(m.shellExec, params, {
-      timeoutMs: shellTimeout + 10_000,
+      timeoutMs: clientTimeout,
       ...(signal ? { signal } : {}),
       onNotification: (method, p) => {
         if (method === 'shell.output' && onOutput) {
@@ -156,7 +164,7 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
     if (this.closedByUser) throw new ContinuumError('CLIENT_CLOSED', 'this client was closed; connect() again');
     const timeoutMs = options.timeoutMs ?? this.opts.requestTimeoutMs ?? 60_000;
     const deadline = Date.now() + timeoutMs;
-    await withDeadline(this.ready, timeoutMs, `not reconnected within ${timeoutMs} ms`);
+    if (this.reconnecting) await this.waitReconnected(timeoutMs, options.signal);
     return this.send(method, params, Math.max(1, deadline - Date.now()), options);
   }
 
@@ -164,6 +172,7 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
   async close(): Promise<void> {
     if (this.closedByUser) return;
     this.closedByUser = true;
+    this.closing.abort();
     this.rejectAll(new ContinuumError('CLIENT_CLOSED', 'the client was closed while this request was pending'));
     const ws = this.ws;
     if (ws && ws.readyState !== WebSocket.CLOSED) {
@@ -283,28 +292,28 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
     this.ws = undefined;
     const err = new ContinuumError('CONNECTION_LOST', `the connection closed (code ${code}${reason ? `: ${reason}` : ''}) with this request pending; it may or may not have run`, { retryable: true, closeCode: code });
     this.rejectAll(err);
-    if (this.closedByUser) return;
+    // A socket the reconnect loop opened failed: the loop sees it and tries again.
+    if (this.closedByUser || this.reconnecting) return;
     this.emit('disconnected', err);
     const reconnect = this.opts.reconnect ?? true;
     if (reconnect === false || !this.session_) {
-      this.closedByUser = true;
-      this.emit('closed');
+      this.end();
       return;
     }
-    const settings = reconnect === true ? {} : reconnect;
-    this.ready = this.reconnectLoop(settings);
+    this.reconnecting = true;
+    this.ready = this.reconnectLoop(reconnect === true ? {} : reconnect).finally(() => (this.reconnecting = false));
     this.ready.catch(() => undefined);
   }
 
   private async reconnectLoop(settings: ReconnectOptions): Promise<void> {
     const initial = settings.initialMs ?? 100;
     const max = settings.maxMs ?? 5_000;
-    for (let attempt = 0; !this.closedByUser; attempt++) {
-      if (settings.maxAttempts !== undefined && attempt >= settings.maxAttempts) break;
-      const delayMs = backoffDelay(attempt, initial, max);
+    let pace = 0;
+    for (let attempt = 0; settings.maxAttempts === undefined || attempt < settings.maxAttempts; attempt++) {
+      const delayMs = backoffDelay(pace++, initial, max);
       this.emit('reconnecting', { attempt: attempt + 1, delayMs });
-      await new Promise((r) => setTimeout(r, delayMs));
-      if (this.closedByUser) break;
+      await this.sleep(delayMs);
+      if (this.closedByUser) throw new ContinuumError('CLIENT_CLOSED', 'the client was closed while reconnecting');
       try {
         await this.open();
         // Rejoin the same session: the server keeps its state. (Sent directly: ordinary
@@ -314,35 +323,67 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
         this.emit('reconnected', this.session_);
         return;
       } catch (err) {
-        const e = err as ContinuumError;
         const failed = this.ws;
         this.ws = undefined;
         failed?.terminate();
+        if (this.closedByUser) throw new ContinuumError('CLIENT_CLOSED', 'the client was closed while reconnecting');
+        const e = err as ContinuumError;
         if (isContinuumError(e, 'SESSION_NOT_FOUND') || isContinuumError(e, 'UNAUTHORIZED')) {
-          this.closedByUser = true;
-          this.emit('error', e);
-          this.emit('closed');
+          this.end(e);
           throw e;
         }
         // A failed environment waits for an operator: keep trying, but at the slowest pace.
-        if ((e as ContinuumError).data?.retryable === false) attempt = Math.max(attempt, 30);
+        if ((err as ContinuumError).data?.retryable === false) pace = Math.max(pace, 30);
       }
     }
-    const e = new ContinuumError('CONNECTION_LOST', 'gave up reconnecting', { retryable: false });
-    this.closedByUser = true;
-    this.emit('error', e);
+    const e = new ContinuumError('CONNECTION_LOST', `gave up reconnecting after ${settings.maxAttempts} attempts`, { retryable: false });
+    this.end(e);
     throw e;
   }
-}
 
-function withDeadline(p: Promise<void>, ms: number, message: string): Promise<void> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<void>((_, reject) => {
-      timer = setTimeout(() => reject(new ContinuumError('CLIENT_TIMEOUT', message, { retryable: true })), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  /** The client is done for good: `closed`, then `error` if there is a reason and a listener. */
+  private end(reason?: ContinuumError): void {
+    this.closedByUser = true;
+    this.closing.abort();
+    this.emit('closed');
+    if (reason && this.listenerCount('error') > 0) this.emit('error', reason);
+  }
+
+  /** Sleeps, but wakes at once when the client is closed. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.closing.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.closing.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Waits for the reconnect loop, within a deadline, an abort signal and close(). */
+  private waitReconnected(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.closing.signal.removeEventListener('abort', onClose);
+      };
+      const settle = (err?: Error) => {
+        cleanup();
+        if (err) reject(err);
+        else resolve();
+      };
+      const onAbort = () => settle(new ContinuumError('CLIENT_TIMEOUT', 'the request was aborted', { reason: String(signal?.reason ?? 'aborted') }));
+      const onClose = () => settle(new ContinuumError('CLIENT_CLOSED', 'the client was closed while this request waited for a reconnect'));
+      const timer = setTimeout(() => settle(new ContinuumError('CLIENT_TIMEOUT', `not reconnected within ${timeoutMs} ms`, { retryable: true })), timeoutMs);
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.closing.signal.addEventListener('abort', onClose, { once: true });
+      this.ready.then(() => settle(), (err: Error) => settle(err));
+    });
+  }
 }
 
 export function connect(opts: ConnectOptions): Promise<ContinuumClient> {

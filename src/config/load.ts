@@ -23,11 +23,15 @@ export function resolveConfig(raw: unknown, source = '(inline)'): Config {
   const top = configSchema.safeParse(raw ?? {});
   if (!top.success) throw new ConfigError(describeIssues(source, [], top.error));
   const merged = new Map<string, Record<string, unknown>>(defaultEnvironments.map((e) => [e.name, { ...e } as Record<string, unknown>]));
+  const seen = new Set<string>();
   top.data.environments.forEach((entry, index) => {
     const name = entry.name;
     if (typeof name !== 'string') {
       throw new ConfigError(`invalid config ${source}:\n  environments[${index}].name: every environment needs a name`);
     }
+    if (seen.has(name)) throw new ConfigError(`invalid config ${source}:\n  environments[${index}].name: "${name}" is listed twice; give each environment one entry`);
+    seen.add(name);
+    if (entry.sandbox === null) throw new ConfigError(`invalid config ${source}:\n  environments[${index}].sandbox: must be an object (leave it out for the default)`);
     const base = merged.get(name);
     const sandbox = base && entry.sandbox && typeof entry.sandbox === 'object'
       ? { ...(base.sandbox as object), ...(entry.sandbox as object) }

@@ -52,6 +52,7 @@ export const environmentSchema = z
         maxTimeoutMs: z.number().int().positive().default(3600_000),
       })
       .strict()
+      .refine((s) => s.defaultTimeoutMs <= s.maxTimeoutMs, { message: 'defaultTimeoutMs must not exceed maxTimeoutMs', path: ['defaultTimeoutMs'] })
       .default({ defaultTimeoutMs: 60_000, maxTimeoutMs: 3600_000 }),
     sandbox: sandboxSchema.default(sandboxSchema.parse({})),
     /**

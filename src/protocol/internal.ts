@@ -96,6 +96,8 @@ export interface OpenSessionRequest {
   replicas: string[];
   /** Those serving now: a new or rebound session goes to the least loaded of these. */
   candidates: string[];
+  /** Epoch ms after which the caller no longer waits: work finished later is undone. */
+  deadline?: number;
 }
 
 export interface OpenSessionResult {

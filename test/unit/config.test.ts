@@ -35,6 +35,12 @@ describe('config', () => {
     assert.throws(() => resolveConfig({ environments: [{ replicas: 2 }] }), /environments\[0\]\.name/);
   });
 
+  it('refuses duplicate names, a null sandbox, and a default shell timeout over the maximum', () => {
+    assert.throws(() => resolveConfig({ environments: [{ name: 'ci' }, { name: 'ci', replicas: 2 }] }), /environments\[1\]\.name: "ci" is listed twice/);
+    assert.throws(() => resolveConfig({ environments: [{ name: 'ci', sandbox: null }] }), /environments\[0\]\.sandbox/);
+    assert.throws(() => resolveConfig({ environments: [{ name: 'ci' }, { name: 'x', shell: { defaultTimeoutMs: 10, maxTimeoutMs: 5 } }] }), /environments\[1\]\.shell\.defaultTimeoutMs/);
+  });
+
   it('refuses a soft frame limit over the hard one, and no environments at all', () => {
     assert.throws(() => resolveConfig({ limits: { frameSoftBytes: 10_000, frameHardBytes: 5_000 } }), /frameSoftBytes/);
     const off = ['browser', 'server', 'remote', 'agent', 'persona'].map((name) => ({ name, enabled: false }));

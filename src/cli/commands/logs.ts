@@ -55,35 +55,54 @@ export async function logs(environment: string, opts: LogsOptions, write: (s: st
   const file = homePaths(opts.home).envLog(environment);
   if (!fs.existsSync(file) && !opts.follow) throw new CliError(`no log at ${file}; is "${environment}" an environment of this home?`);
   const match = matcher(opts);
-  let position = 0;
+  // We hold the file open: after a rotation the old file (renamed) is read to its end
+  // before we switch to the new one, so no line written in between is lost.
+  let fd: number | undefined;
   let inode = -1;
+  let position = 0;
   let partial = '';
-  const readNew = (initial: boolean) => {
-    let stat: fs.Stats;
+  const open = () => {
     try {
-      stat = fs.statSync(file);
+      fd = fs.openSync(file, 'r');
+      inode = fs.fstatSync(fd).ino;
+    } catch {
+      fd = undefined;
+    }
+    position = 0;
+    partial = '';
+  };
+  const drain = (initial: boolean) => {
+    if (fd === undefined) return;
+    const size = fs.fstatSync(fd).size;
+    if (size < position) {
+      position = 0; // truncated in place
+      partial = '';
+    }
+    if (size <= position) return;
+    const buf = Buffer.alloc(size - position);
+    fs.readSync(fd, buf, 0, buf.length, position);
+    position = size;
+    const lines = (partial + buf.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    let out = lines.map(match).filter((l): l is string => l !== undefined);
+    if (initial && opts.lines !== undefined) out = opts.lines === 0 ? [] : out.slice(-opts.lines);
+    if (out.length) write(`${out.join('\n')}\n`);
+  };
+  const readNew = (initial: boolean) => {
+    drain(initial);
+    let current: fs.Stats;
+    try {
+      current = fs.statSync(file);
     } catch {
       return;
     }
-    if (stat.ino !== inode || stat.size < position) {
-      // Rotated or truncated: start the new file from its beginning.
-      inode = stat.ino;
-      position = 0;
-      partial = '';
-    }
-    if (stat.size <= position) return;
-    const fd = fs.openSync(file, 'r');
-    try {
-      const buf = Buffer.alloc(stat.size - position);
-      fs.readSync(fd, buf, 0, buf.length, position);
-      position = stat.size;
-      const lines = (partial + buf.toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      let out = lines.map(match).filter((l): l is string => l !== undefined);
-      if (initial && opts.lines !== undefined) out = out.slice(-opts.lines);
-      if (out.length) write(`${out.join('\n')}\n`);
-    } finally {
-      fs.closeSync(fd);
+    if (fd === undefined || current.ino !== inode) {
+      if (fd !== undefined) {
+        drain(false);
+        fs.closeSync(fd);
+      }
+      open();
+      drain(initial);
     }
   };
   readNew(true);
@@ -97,4 +116,5 @@ export async function logs(environment: string, opts: LogsOptions, write: (s: st
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  if (fd !== undefined) fs.closeSync(fd);
 }

@@ -24,8 +24,19 @@ export function commandLine(args: string[]): string {
 export async function run(args: string[], opts: RunOptions): Promise<number> {
   if (args.length === 0) throw new CliError('nothing to run: give the command after --, e.g. `continuum run --env remote -- ls -la`');
   const url = opts.url ?? requireRuntime(opts.home).url;
-  const token = opts.token ?? process.env.CONTINUUM_TOKEN ?? readSecrets(homePaths(opts.home).secrets)?.tokens[opts.env];
+  let token = opts.token ?? process.env.CONTINUUM_TOKEN;
+  try {
+    token ??= readSecrets(homePaths(opts.home).secrets)?.tokens[opts.env];
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
   if (!token) throw new CliError(`no token for environment "${opts.env}"; pass --token or set CONTINUUM_TOKEN`);
+  // `continuum run … | head` closes our stdout early: that is the reader's choice, not an error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    });
+  }
   const client = await connect({ url, token, environment: opts.env, ...(opts.session ? { sessionId: opts.session } : {}), reconnect: false });
   try {
     const result = await client.exec(commandLine(args), {

@@ -1,4 +1,4 @@
-import { controlCall, isSupervisorAlive, readRuntime } from '../runtime.js';
+import { CliError, controlCall, isSupervisorAlive, readRuntime } from '../runtime.js';
 
 export async function stop(opts: { home: string; timeoutMs?: number }): Promise<string> {
   const info = readRuntime(opts.home);
@@ -14,5 +14,5 @@ export async function stop(opts: { home: string; timeoutMs?: number }): Promise<
     if (!isSupervisorAlive(info.pid)) return `stopped Continuum (supervisor pid ${info.pid})`;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`the supervisor (pid ${info.pid}) did not stop within ${(opts.timeoutMs ?? 10_000) / 1000} s`);
+  throw new CliError(`the supervisor (pid ${info.pid}) did not stop within ${(opts.timeoutMs ?? 10_000) / 1000} s; see ${info.home}/logs/server.log`);
 }

@@ -132,6 +132,9 @@ function onLink(link: RpcLink): void {
     let staged = await stageFork(req);
     let result;
     try {
+      if (staged && req.deadline !== undefined && Date.now() > req.deadline) {
+        throw new ContinuumError('TIMEOUT', 'the fork took longer than the caller waited; nothing was created', { retryable: false });
+      }
       result = store.open(req, () => randomUUID(), (_from, to) => {
         if (!staged) return;
         const dst = workspaceOf(to);

@@ -8,6 +8,9 @@ import { sessionClose, sessionConnect, sessionInfo, sessionJoin, type SessionBin
 import type { MethodDescriptor } from '../../protocol/method.js';
 import type { ExecutorPool } from './executor-pool.js';
 
+const OPEN_TIMEOUT_MS = 10_000;
+const FORK_TIMEOUT_MS = 120_000;
+
 export interface Binding {
   sessionId: string;
   environment: string;
@@ -69,14 +72,14 @@ export class SessionBinder {
     const candidates = replicas.filter((l) => this.pool.unavailable(l.status.id) === undefined).map((l) => l.status.id);
     // Refuse before touching the store if nothing of the environment can serve.
     if (candidates.length === 0) throw this.pool.unavailable(replicas[0]?.status.id ?? `${environment}-0`)!;
-    const opened = await this.daemon.call<OpenSessionResult>('session.open', {
-      environment,
-      sessionId,
-      mode,
-      label,
-      replicas: replicas.map((l) => l.status.id),
-      candidates,
-    });
+    // A fork copies the workspace, which can take a while; the daemon drops the copy if
+    // it finishes after we stopped waiting, so a timed-out fork leaves nothing behind.
+    const timeoutMs = mode === 'fork' ? FORK_TIMEOUT_MS : OPEN_TIMEOUT_MS;
+    const opened = await this.daemon.call<OpenSessionResult>(
+      'session.open',
+      { environment, sessionId, mode, label, replicas: replicas.map((l) => l.status.id), candidates, deadline: Date.now() + timeoutMs - 500 },
+      timeoutMs,
+    );
     const s = opened.session;
     const down = this.pool.unavailable(s.executorId);
     if (down) throw down;
