@@ -1,5 +1,6 @@
 // Small numeric and /proc helpers for the benchmark.
 import fs from 'node:fs';
+import { childrenByParent } from '../test/helpers/proc.js';
 
 /** A bounded latency recorder (milliseconds); past `capacity` samples it stops recording. */
 export class Samples {
@@ -108,19 +109,7 @@ export function loadAverage(): string {
 
 /** CPU so far (ms) of `rootPid` and every process below it, by pid. */
 export function treeCpu(rootPid: number): Map<number, number> {
-  const children = new Map<number, number[]>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      let list = children.get(ppid);
-      if (!list) children.set(ppid, (list = []));
-      list.push(Number(entry));
-    } catch {
-      // Gone while we looked.
-    }
-  }
+  const children = childrenByParent();
   const out = new Map<number, number>();
   const queue = [rootPid];
   while (queue.length) {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { RawClient } from '../helpers/raw-client.js';
 import { startTree, stopTree, type Tree } from '../helpers/tree.js';
-import { assertPong, CONFIG, errorOf, ok, rawClients } from './support/protocol-errors.js';
+import { assertPong, CONFIG, errorOf, ok, plantSentinel, rawClients } from './support/protocol-errors.js';
 
 let tree: Tree;
 const opened: RawClient[] = [];
@@ -19,10 +19,7 @@ describe('protocol errors', { timeout: 120_000 }, () => {
   before(async () => {
     tree = await startTree({ config: CONFIG });
     // A neighbouring session, so that a path out of the workspace has a real file to reach.
-    const s = await bound('server', 'sentinel');
-    ok(await s.call('state.set', { key: 'guard', value: { v: 1 } }));
-    ok(await s.call('fs.write', { path: 'guard.txt', content: 'guarded' }));
-    s.close();
+    await plantSentinel(bound);
   });
 
   after(async () => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RawClient } from '../helpers/raw-client.js';
 import { startTree, stopTree, waitFor, type PsRow, type Tree } from '../helpers/tree.js';
-import { assertPong, CONFIG, errorOf, ok, rawClients } from './support/protocol-errors.js';
+import { assertPong, CONFIG, errorOf, ok, plantSentinel, rawClients } from './support/protocol-errors.js';
 
 let tree: Tree;
 let psBefore: PsRow[];
@@ -22,10 +22,7 @@ describe('protocol errors', { timeout: 120_000 }, () => {
     tree = await startTree({ config: CONFIG });
     psBefore = await tree.ps();
     // A session that all the bad input below must leave alone.
-    const s = await bound('server', 'sentinel');
-    ok(await s.call('state.set', { key: 'guard', value: { v: 1 } }));
-    ok(await s.call('fs.write', { path: 'guard.txt', content: 'guarded' }));
-    s.close();
+    await plantSentinel(bound);
   });
 
   after(async () => {

@@ -4,22 +4,15 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startTree, stopTree, type Tree } from '../helpers/tree.js';
-import { CONFIG, resultOf, rpcError, SESSION_ID, sessionClients } from './support/sessions.js';
+import { describe, test } from 'node:test';
+import type { Tree } from '../helpers/tree.js';
+import { resultOf, rpcError, SESSION_ID, sessionClients, useSessionTree } from './support/sessions.js';
 
 let tree: Tree;
 const { client, joinById, raw, closeAll, workspace } = sessionClients(() => tree);
 
 describe('sessions', { timeout: 120_000 }, () => {
-  before(async () => {
-    tree = await startTree({ config: CONFIG });
-  });
-
-  after(async () => {
-    await closeAll();
-    await stopTree(tree);
-  });
+  useSessionTree((t) => (tree = t), () => tree, closeAll);
 
   test('auto: no id creates with a generated id; an unknown id is created as given; a known id is joined', async () => {
     const serverPid = (await tree.row('server-0')).pid;

@@ -4,23 +4,16 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ContinuumClient } from '../../src/client/index.js';
-import { startTree, stopTree, type Tree } from '../helpers/tree.js';
-import { CONFIG, rpcError, SESSION_ID, sessionClients } from './support/sessions.js';
+import type { Tree } from '../helpers/tree.js';
+import { rpcError, SESSION_ID, sessionClients, useSessionTree } from './support/sessions.js';
 
 let tree: Tree;
 const { client, joinById, raw, closeAll, workspace } = sessionClients(() => tree);
 
 describe('sessions', { timeout: 120_000 }, () => {
-  before(async () => {
-    tree = await startTree({ config: CONFIG });
-  });
-
-  after(async () => {
-    await closeAll();
-    await stopTree(tree);
-  });
+  useSessionTree((t) => (tree = t), () => tree, closeAll);
 
   /** A source session with state, a cwd below its workspace, an export and files. */
   async function forkSource(id: string): Promise<ContinuumClient> {

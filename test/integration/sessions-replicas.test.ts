@@ -2,22 +2,15 @@
 // of the tree. The two share a tree on purpose: the restart test rejoins a replica session
 // that the placement test made, to check it keeps its replica across the restart.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTree, stopTree, Tree, waitFor } from '../helpers/tree.js';
-import { CONFIG, sessionClients } from './support/sessions.js';
+import { describe, test } from 'node:test';
+import { stopTree, Tree, waitFor } from '../helpers/tree.js';
+import { CONFIG, sessionClients, useSessionTree } from './support/sessions.js';
 
 let tree: Tree;
 const { client, joinById, closeAll, workspace } = sessionClients(() => tree);
 
 describe('sessions', { timeout: 120_000 }, () => {
-  before(async () => {
-    tree = await startTree({ config: CONFIG });
-  });
-
-  after(async () => {
-    await closeAll();
-    await stopTree(tree);
-  });
+  useSessionTree((t) => (tree = t), () => tree, closeAll);
 
   test('replicas: new sessions spread 2/2 over two executors (least loaded) and keep their executor on rejoin', async () => {
     const rows = (await tree.ps()).filter((r) => r.environment === 'agent');

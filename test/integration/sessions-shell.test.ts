@@ -3,22 +3,15 @@
 // cap. PROTOCOL.md, "Commands", is the contract.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import { startTree, stopTree, waitFor, type Tree } from '../helpers/tree.js';
-import { CONFIG, resultOf, sessionClients } from './support/sessions.js';
+import { describe, test } from 'node:test';
+import { waitFor, type Tree } from '../helpers/tree.js';
+import { resultOf, sessionClients, useSessionTree } from './support/sessions.js';
 
 let tree: Tree;
 const { client, raw, closeAll, workspace } = sessionClients(() => tree);
 
 describe('sessions', { timeout: 120_000 }, () => {
-  before(async () => {
-    tree = await startTree({ config: CONFIG });
-  });
-
-  after(async () => {
-    await closeAll();
-    await stopTree(tree);
-  });
+  useSessionTree((t) => (tree = t), () => tree, closeAll);
 
   test('shell.exec: cwd and exported variables persist across calls and a reconnect; per-call env does not', async () => {
     const ws = workspace('server', 'shell-1');

@@ -3,22 +3,15 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startTree, stopTree, type Tree } from '../helpers/tree.js';
-import { CONFIG, rpcError, sessionClients } from './support/sessions.js';
+import { describe, test } from 'node:test';
+import type { Tree } from '../helpers/tree.js';
+import { rpcError, sessionClients, useSessionTree } from './support/sessions.js';
 
 let tree: Tree;
 const { client, joinById, closeAll, workspace } = sessionClients(() => tree);
 
 describe('sessions', { timeout: 120_000 }, () => {
-  before(async () => {
-    tree = await startTree({ config: CONFIG });
-  });
-
-  after(async () => {
-    await closeAll();
-    await stopTree(tree);
-  });
+  useSessionTree((t) => (tree = t), () => tree, closeAll);
 
   test('state.*: absent key is null, set/get round trips, list is sorted, delete removes', async () => {
     const c = await client('server', { sessionId: 'state-1' });

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { isAlive, waitFor } from '../../helpers/tree.js';
+import { childrenByParent } from '../../helpers/proc.js';
 
 export function cmdline(pid: number): string {
   try {
@@ -13,19 +14,7 @@ export function cmdline(pid: number): string {
 
 /** Every live descendant of `root`, from /proc. */
 export function descendants(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(entry));
-      children.set(ppid, list);
-    } catch {
-      // Gone while we looked.
-    }
-  }
+  const children = childrenByParent();
   const out: number[] = [];
   const stack = [root];
   while (stack.length) {

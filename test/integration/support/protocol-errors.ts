@@ -63,3 +63,11 @@ export async function assertPong(r: RawClient): Promise<void> {
   const m = await r.call('system.ping');
   assert.equal(ok<{ pong: boolean }>(m, 'ping').pong, true);
 }
+
+/** A session with known state and a file, that the tests' bad input must leave alone. */
+export async function plantSentinel(bound: (environment: string, sessionId: string) => Promise<RawClient>): Promise<void> {
+  const s = await bound('server', 'sentinel');
+  ok(await s.call('state.set', { key: 'guard', value: { v: 1 } }));
+  ok(await s.call('fs.write', { path: 'guard.txt', content: 'guarded' }));
+  s.close();
+}

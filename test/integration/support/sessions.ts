@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { connect, ContinuumError, type ConnectOptions, type ContinuumClient } from '../../../src/client/index.js';
 import { RawClient, type RpcMessage } from '../../helpers/raw-client.js';
-import type { Tree } from '../../helpers/tree.js';
+import { after, before } from 'node:test';
+import { startTree, stopTree, type Tree } from '../../helpers/tree.js';
 
 export const CONFIG = {
   environments: [
@@ -67,4 +68,13 @@ export async function rpcError(p: Promise<unknown>): Promise<ContinuumError> {
 export function resultOf<T>(m: RpcMessage): T {
   assert.equal(m.error, undefined, `unexpected error: ${JSON.stringify(m.error)}`);
   return m.result as T;
+}
+
+/** Starts the file's tree (CONFIG) before its tests, and closes its clients and stops it after. */
+export function useSessionTree(set: (tree: Tree) => void, get: () => Tree, closeAll: () => Promise<unknown>): void {
+  before(async () => set(await startTree({ config: CONFIG })));
+  after(async () => {
+    await closeAll();
+    await stopTree(get());
+  });
 }
