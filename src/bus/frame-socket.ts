@@ -3,19 +3,21 @@
 import net from 'node:net';
 import { ContinuumError } from '../protocol/errors.js';
 import { encodeFrame, FrameDecoder, type Frame, type FrameKind } from './frame-codec.js';
+import { TickCork } from './tick-cork.js';
 
 export type FrameHandler = (frame: Frame) => void;
 
 export class FrameSocket {
   private readonly decoder = new FrameDecoder();
+  private readonly cork: TickCork;
   private frameHandler: FrameHandler = () => {};
   private readonly closeHandlers: ((err: Error | undefined) => void)[] = [];
-  private corked = false;
   private closeError: Error | undefined;
   private isClosed = false;
   private readonly closedPromise: Promise<Error | undefined>;
 
   constructor(private readonly socket: net.Socket) {
+    this.cork = new TickCork(socket);
     socket.setNoDelay(true);
     let resolveClosed!: (err: Error | undefined) => void;
     this.closedPromise = new Promise((r) => (resolveClosed = r));
@@ -63,14 +65,7 @@ export class FrameSocket {
   /** Queues a frame; frames written in one tick go out in one syscall. Returns false once closed. */
   send(kind: FrameKind, tag: number, payload: Buffer | string, lead?: Buffer): boolean {
     if (!this.open) return false;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.cork.hold();
     // Write errors are ignored here: the 'close' event reports them to whoever waits.
     this.socket.write(encodeFrame(kind, tag, payload, lead));
     return true;

@@ -4,6 +4,7 @@ import http from 'node:http';
 import { WebSocketServer } from 'ws';
 import { busProof } from '../../bus/auth.js';
 import { SessionDaemonClient } from '../../bus/session-client.js';
+import { TickCork } from '../../bus/tick-cork.js';
 import { readBoot, SupervisorChannel } from '../../bus/supervisor-channel.js';
 import { homePaths } from '../../config/paths.js';
 import { hashToken, readSecrets, tokenGrants } from '../../config/secrets.js';
@@ -86,8 +87,7 @@ server.on('upgrade', (req, socket, head) => {
   wss.handleUpgrade(req, socket, head, (ws) => {
     const conn: ClientConnection = {
       ws,
-      socket: socket as import('node:net').Socket,
-      corked: false,
+      cork: new TickCork(socket as import('node:net').Socket),
       grants: granted,
       remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
       tokenId: tokenHash!.slice(0, 12),

@@ -4,6 +4,7 @@
 import type WebSocket from 'ws';
 import type { Frame } from '../../bus/frame-codec.js';
 import { FrameKind, ResponseFlags } from '../../bus/frame-codec.js';
+import type { TickCork } from '../../bus/tick-cork.js';
 import type { Config } from '../../config/schema.js';
 import { emitRecord } from '../../logging/child-log.js';
 import { ContinuumError, toContinuumError } from '../../protocol/errors.js';
@@ -14,9 +15,8 @@ import type { Binding, SessionBinder } from './session-binder.js';
 
 export interface ClientConnection {
   ws: WebSocket;
-  /** The TCP socket under `ws`, corked while a tick's answers are written (one syscall). */
-  socket: { cork(): void; uncork(): void };
-  corked: boolean;
+  /** Corks the TCP socket under `ws` while a tick's answers are written (one syscall). */
+  cork: TickCork;
   grants: ReadonlySet<string>;
   remote: string;
   tokenId: string;
@@ -149,14 +149,7 @@ export class Router {
     const conn = entry.conn;
     if (conn.ws.readyState !== CLOSED) {
       // An executor's chunk often holds many answers for one connection: send them together.
-      if (!conn.corked) {
-        conn.corked = true;
-        conn.socket.cork();
-        process.nextTick(() => {
-          conn.corked = false;
-          conn.socket.uncork();
-        });
-      }
+      conn.cork.hold();
       conn.ws.send(body, { binary: false });
     }
     let code: number | undefined;
