@@ -94,6 +94,33 @@ export function decodeRequestPayload(payload: Buffer): { sessionId: string; body
   return { sessionId: payload.toString('latin1', 1, 1 + len), body: payload.subarray(1 + len) };
 }
 
+/**
+ * The lead of a Request frame to a system daemon: the session id and the caller's
+ * environment (a daemon serves every environment and applies its policy), each
+ * length-prefixed.
+ */
+export function serviceLead(sessionId: string, environment: string): Buffer {
+  const sid = Buffer.from(sessionId, 'latin1');
+  const env = Buffer.from(environment, 'latin1');
+  const out = Buffer.allocUnsafe(2 + sid.length + env.length);
+  out.writeUInt8(sid.length, 0);
+  sid.copy(out, 1);
+  out.writeUInt8(env.length, 1 + sid.length);
+  env.copy(out, 2 + sid.length);
+  return out;
+}
+
+export function decodeServiceRequest(payload: Buffer): { sessionId: string; environment: string; body: Buffer } {
+  const sidLen = payload.readUInt8(0);
+  const envLen = payload.readUInt8(1 + sidLen);
+  const envStart = 2 + sidLen;
+  return {
+    sessionId: payload.toString('latin1', 1, 1 + sidLen),
+    environment: payload.toString('latin1', envStart, envStart + envLen),
+    body: payload.subarray(envStart + envLen),
+  };
+}
+
 export const ResponseFlags = { Ok: 0, Error: 1 } as const;
 export const OK_LEAD = Buffer.from([ResponseFlags.Ok]);
 export const ERROR_LEAD = Buffer.from([ResponseFlags.Error]);

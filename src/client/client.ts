@@ -149,6 +149,10 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
     stat: (path: string) => this.call(m.fsStat, { path }),
     delete: (path: string) => this.call(m.fsDelete, { path }),
   };
+  readonly render = {
+    /** Markdown, or a Mustache template with data, to sanitised HTML (the renderer daemon). */
+    html: (source: { markdown: string } | { template: string; data?: Record<string, unknown> }) => this.call(m.renderHtml, source).then((r) => r.html),
+  };
   /** Ends the session for good (state and workspace deleted). */
   closeSession() {
     return this.call(m.sessionClose, {});

@@ -14,6 +14,8 @@ export interface HomePaths {
   /** Written by a running supervisor: pid, url, port. */
   runtimeFile: string;
   executorSocket(executorId: string): string;
+  /** Where a system daemon that serves commands (renderer, browser) listens. */
+  serviceSocket(daemonId: string): string;
   workspace(environment: string, sessionId: string): string;
   envLog(environment: string): string;
 }
@@ -35,6 +37,7 @@ export function homePaths(home: string): HomePaths {
     sessionSocket: path.join(run, 'session.sock'),
     runtimeFile: path.join(run, 'supervisor.json'),
     executorSocket: (id) => path.join(run, `exec-${id}.sock`),
+    serviceSocket: (id) => path.join(run, `${id}.sock`),
     workspace: (environment, sessionId) => path.join(root, 'workspaces', environment, sessionId),
     envLog: (environment) => path.join(root, 'logs', `${environment}.log`),
   };

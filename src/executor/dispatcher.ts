@@ -1,9 +1,11 @@
 // Turns Request frames into Response frames: checks the method, the policy and the params,
 // loads the session, keeps the session's commands in order, and runs the handler.
-import { decodeRequestPayload, ERROR_LEAD, FrameKind, MAX_FRAME_BYTES, OK_LEAD, type Frame } from '../bus/frame-codec.js';
+import { sendError, sendResult } from '../bus/answer.js';
+import { decodeRequestPayload, FrameKind, type Frame } from '../bus/frame-codec.js';
 import type { FrameSocket } from '../bus/frame-socket.js';
-import { ContinuumError, toContinuumError } from '../protocol/errors.js';
-import { errorFrame, notificationFrame, successFrame, type RequestId } from '../protocol/jsonrpc.js';
+import { parseParams } from '../protocol/method.js';
+import { ContinuumError } from '../protocol/errors.js';
+import { notificationFrame, type RequestId } from '../protocol/jsonrpc.js';
 import { methodsByName } from '../protocol/methods/index.js';
 import type { CommandContext, ExecutorEnv } from './command.js';
 import { handlers } from './handlers.js';
@@ -20,17 +22,6 @@ export class Dispatcher {
     this.allowed = new Set(env.environment.commands);
   }
 
-  /** An answer too big for one bus frame (JSON escaping can multiply output) is refused, not sent. */
-  private answer(socket: FrameSocket, tag: number, id: RequestId | null, result: unknown): void {
-    const text = successFrame(id, result);
-    if (text.length * 3 > MAX_FRAME_BYTES - 64 && Buffer.byteLength(text) > MAX_FRAME_BYTES - 64) {
-      const err = new ContinuumError('PAYLOAD_TOO_LARGE', `the result is ${Buffer.byteLength(text)} bytes as JSON, over the ${MAX_FRAME_BYTES}-byte limit; ask for less (a lower output cap, or read in parts)`);
-      socket.send(FrameKind.Response, tag, errorFrame(id, err), ERROR_LEAD);
-      return;
-    }
-    socket.send(FrameKind.Response, tag, text, OK_LEAD);
-  }
-
   onFrame(socket: FrameSocket, frame: Frame): void {
     if (frame.kind !== FrameKind.Request) return;
     const { sessionId, body } = decodeRequestPayload(frame.payload);
@@ -44,11 +35,7 @@ export class Dispatcher {
       if (!this.allowed.has(method.namespace)) {
         throw new ContinuumError('FORBIDDEN', `the ${this.env.environment.name} environment's policy does not allow ${method.namespace}.* commands`);
       }
-      const parsed = method.params.safeParse(req.params);
-      if (!parsed.success) {
-        const issues = parsed.error.issues.map((i) => ({ path: i.path, message: i.message }));
-        throw new ContinuumError('INVALID_PARAMS', `invalid params for ${method.name}: ${issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`, { issues });
-      }
+      const params = parseParams(method, req.params);
       const requestId = id;
       const run = (session: SessionContext) => {
         const ctx: CommandContext = {
@@ -57,21 +44,21 @@ export class Dispatcher {
           requestId,
           notify: (m, p) => socket.send(FrameKind.Notify, frame.tag, notificationFrame(m, p)),
         };
-        const call = () => (handler as (p: unknown, c: CommandContext) => unknown)(parsed.data, ctx);
+        const call = () => (handler as (p: unknown, c: CommandContext) => unknown)(params, ctx);
         return method.concurrent ? call() : session.enqueue(call);
       };
       const session = this.sessions.get(sessionId);
       const result = isPromise(session) ? session.then(run) : run(session);
       if (isPromise(result)) {
         result.then(
-          (r) => this.answer(socket, frame.tag, requestId, r),
-          (err) => socket.send(FrameKind.Response, frame.tag, errorFrame(requestId, toContinuumError(err)), ERROR_LEAD),
+          (r) => sendResult(socket, frame.tag, requestId, r),
+          (err) => sendError(socket, frame.tag, requestId, err),
         );
       } else {
-        this.answer(socket, frame.tag, requestId, result);
+        sendResult(socket, frame.tag, requestId, result);
       }
     } catch (err) {
-      socket.send(FrameKind.Response, frame.tag, errorFrame(id, toContinuumError(err)), ERROR_LEAD);
+      sendError(socket, frame.tag, id, err);
     }
   }
 }

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 
-export type ChildRole = 'session-daemon' | 'websocket-daemon' | 'executor';
+export type ChildRole = 'session-daemon' | 'websocket-daemon' | 'renderer-daemon' | 'browser-daemon' | 'executor';
 
 /** What a child learns at spawn, through the CONTINUUM_CHILD environment variable. */
 export interface ChildBoot {
@@ -33,6 +33,8 @@ export const executorStatusSchema = z.object({
   restarts: z.number().int(),
   retryAfterMs: z.number().int(),
   reason: z.string().nullable(),
+  /** A system daemon serving a command namespace (renderer, browser), not an executor. */
+  service: z.boolean().optional(),
 });
 export type ExecutorStatus = z.infer<typeof executorStatusSchema>;
 
@@ -40,7 +42,7 @@ export type ExecutorStatus = z.infer<typeof executorStatusSchema>;
 export type SupervisorMessage =
   | { t: 'ping'; seq: number }
   | { t: 'activate' }
-  | { t: 'executors'; executors: ExecutorStatus[] }
+  | { t: 'executors'; executors: ExecutorStatus[]; services: ExecutorStatus[] }
   | { t: 'query'; seq: number; q: 'sessionCounts' };
 
 /** Child → supervisor. Executors are not trusted: their messages are checked. */

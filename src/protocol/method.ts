@@ -1,8 +1,13 @@
 // A method is declared once: name, schemas, who serves it. Edge, executor, SDK and CLI
 // all import the same descriptor, so a name or a shape can't drift between them.
 import { z } from 'zod';
+import { ContinuumError } from './errors.js';
 
-export type MethodHost = 'edge' | 'executor';
+/**
+ * Who serves a method: the edge itself, the session's executor, or a system daemon that
+ * serves a namespace for every environment (the edge routes there by this field).
+ */
+export type MethodHost = 'edge' | 'executor' | 'renderer-daemon' | 'browser-daemon';
 
 export interface MethodDescriptor<P extends z.ZodType = z.ZodType, R extends z.ZodType = z.ZodType> {
   readonly name: string;
@@ -52,3 +57,11 @@ export type ExecutorRef = z.infer<typeof executorRefSchema>;
 
 /** Structural view of a descriptor, for APIs generic over methods. */
 export type MethodDescriptorLike = MethodDescriptor<z.ZodType, z.ZodType>;
+
+/** The params of a call, checked against the method's schema (-32602 listing every issue). */
+export function parseParams<M extends MethodDescriptor>(method: M, raw: unknown): z.output<M['params']> {
+  const parsed = method.params.safeParse(raw);
+  if (parsed.success) return parsed.data as z.output<M['params']>;
+  const issues = parsed.error.issues.map((i) => ({ path: i.path, message: i.message }));
+  throw new ContinuumError('INVALID_PARAMS', `invalid params for ${method.name}: ${issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`, { issues });
+}

@@ -20,6 +20,8 @@ export interface ChildSpec {
   trusted: boolean;
   /** SIGTERM, then SIGKILL after this many ms. */
   shutdownMs: number;
+  /** A daemon that serves commands (methods declared with this host) on `run/<id>.sock`. */
+  serves?: boolean;
 }
 
 const srcRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,6 +30,7 @@ export function daemonSpecs(): ChildSpec[] {
   return [
     { id: 'session-daemon', name: 'continuum-session-daemon', role: 'session-daemon', module: path.join(srcRoot, 'daemons/session/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 2_000 },
     { id: 'websocket-daemon', name: 'continuum-websocket-daemon', role: 'websocket-daemon', module: path.join(srcRoot, 'daemons/websocket/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500 },
+    { id: 'renderer-daemon', name: 'continuum-renderer-daemon', role: 'renderer-daemon', module: path.join(srcRoot, 'daemons/renderer/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500, serves: true },
   ];
 }
 

@@ -204,24 +204,34 @@ export class Supervisor {
   }
 
   executorStatuses(): ExecutorStatus[] {
-    const now = Date.now();
     return [...this.children.values()]
       .filter((c) => c.spec.role === 'executor')
-      .map((c) => ({
-        id: c.spec.id,
-        environment: c.spec.environment!,
-        replica: c.spec.replica!,
-        state: c.state,
-        pid: c.state === 'running' ? c.pid : null,
-        socket: this.paths.executorSocket(c.spec.id),
-        restarts: c.restarts,
-        retryAfterMs: Math.max(0, c.restartAt - now) + BOOT_ESTIMATE_MS,
-        reason: c.reason,
-      }));
+      .map((c) => this.linkStatus(c, c.spec.environment!, c.spec.replica!, this.paths.executorSocket(c.spec.id)));
+  }
+
+  /** The daemons that serve command namespaces, in the shape the edge links to. */
+  serviceStatuses(): ExecutorStatus[] {
+    return [...this.children.values()]
+      .filter((c) => c.spec.serves)
+      .map((c) => ({ ...this.linkStatus(c, c.spec.id, 0, this.paths.serviceSocket(c.spec.id)), service: true }));
+  }
+
+  private linkStatus(c: ManagedChild, environment: string, replica: number, socket: string): ExecutorStatus {
+    return {
+      id: c.spec.id,
+      environment,
+      replica,
+      state: c.state,
+      pid: c.state === 'running' ? c.pid : null,
+      socket,
+      restarts: c.restarts,
+      retryAfterMs: Math.max(0, c.restartAt - Date.now()) + BOOT_ESTIMATE_MS,
+      reason: c.reason,
+    };
   }
 
   private pushExecutors(): void {
-    this.children.get('websocket-daemon')?.send({ t: 'executors', executors: this.executorStatuses() });
+    this.children.get('websocket-daemon')?.send({ t: 'executors', executors: this.executorStatuses(), services: this.serviceStatuses() });
   }
 
   private checkHeartbeats(): void {
@@ -291,7 +301,7 @@ export class Supervisor {
       await Promise.all(all.filter((c) => c.spec.role === 'session-daemon').map((c) => c.stop()));
       this.log('info', 'supervisor stopped');
       this.logs.close();
-      for (const f of [this.paths.runtimeFile, this.paths.sessionSocket, ...all.filter((c) => c.spec.role === 'executor').map((c) => this.paths.executorSocket(c.spec.id))]) {
+      for (const f of [this.paths.runtimeFile, this.paths.sessionSocket, ...all.filter((c) => c.spec.role === 'executor').map((c) => this.paths.executorSocket(c.spec.id)), ...all.filter((c) => c.spec.serves).map((c) => this.paths.serviceSocket(c.spec.id))]) {
         fs.rmSync(f, { force: true });
       }
     })();

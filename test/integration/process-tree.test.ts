@@ -14,6 +14,7 @@ const EXPECTED_NAMES = [
   'continuum-supervisor',
   'continuum-session-daemon',
   'continuum-websocket-daemon',
+  'continuum-renderer-daemon',
   'continuum-browser-executor',
   'continuum-server-executor',
   'continuum-remote-executor',

@@ -2,7 +2,7 @@
 // executors run where; we connect to their sockets and forward client frames as they are,
 // without re-serialising. When a link drops, every request in flight on it is answered at
 // once with a retryable -32003.
-import { FrameKind, requestLead, type Frame } from '../../bus/frame-codec.js';
+import { FrameKind, requestLead, serviceLead, type Frame } from '../../bus/frame-codec.js';
 import { connectFrameSocket, type FrameSocket } from '../../bus/frame-socket.js';
 import { ContinuumError } from '../../protocol/errors.js';
 import type { ExecutorStatus } from '../../protocol/internal.js';
@@ -67,10 +67,11 @@ export class ExecutorPool {
     return unavailableError(link?.status, executorId);
   }
 
-  send(executorId: string, tag: number, sessionId: string, raw: Buffer): ExecutorLink | undefined {
+  /** `environment` is the caller's: a system daemon serves every environment and needs it. */
+  send(executorId: string, tag: number, sessionId: string, environment: string, raw: Buffer): ExecutorLink | undefined {
     const link = this.links.get(executorId);
     if (!link?.socket?.open || link.status.state !== 'running') return undefined;
-    link.socket.send(FrameKind.Request, tag, raw, leadFor(sessionId));
+    link.socket.send(FrameKind.Request, tag, raw, link.status.service ? serviceLead(sessionId, environment) : leadFor(sessionId));
     link.inflight.add(tag);
     return link;
   }
@@ -122,6 +123,12 @@ export class ExecutorPool {
 }
 
 export function unavailableError(status: ExecutorStatus | undefined, executorId: string, deadPid?: number): ContinuumError {
+  if (status?.service) {
+    const retryAfterMs = Math.max(50, status.retryAfterMs);
+    return status.state === 'failed'
+      ? new ContinuumError('EXECUTOR_UNAVAILABLE', `the ${executorId} has failed (${status.reason ?? 'crash loop'}); see \`continuum ps\` and server.log`, { retryable: false, state: 'failed', reason: status.reason ?? 'crash loop', executorId })
+      : new ContinuumError('EXECUTOR_UNAVAILABLE', `the ${executorId} is ${deadPid ? 'restarting' : status.state}; retry in ${retryAfterMs} ms`, { retryable: true, retryAfterMs, state: status.state, executorId });
+  }
   if (status?.state === 'failed') {
     return new ContinuumError('EXECUTOR_UNAVAILABLE', `environment ${status.environment} has failed (${status.reason ?? 'crash loop'}); see \`continuum ps\` and its log`, {
       retryable: false,

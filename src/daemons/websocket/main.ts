@@ -111,7 +111,7 @@ const channel = new SupervisorChannel(async () => {
   sessions.close();
 });
 channel.onMessage((m) => {
-  if (m.t === 'executors') pool.update(m.executors);
+  if (m.t === 'executors') pool.update([...m.executors, ...m.services]);
 });
 
 await new Promise<void>((resolve, reject) => {

@@ -115,9 +115,11 @@ export class Router {
     }
     const tag = this.nextTag;
     this.nextTag = tag >= 0xffffffff ? 1 : tag + 1;
-    const link = this.pool.send(binding.executorId, tag, binding.sessionId, data);
+    // A system daemon's namespace (render.*, browser.*) goes to that daemon, the rest to the session's executor.
+    const target = method.host === 'executor' ? binding.executorId : method.host;
+    const link = this.pool.send(target, tag, binding.sessionId, binding.environment, data);
     if (!link) {
-      const err = this.pool.unavailable(binding.executorId)!;
+      const err = this.pool.unavailable(target)!;
       this.reply(conn, errorFrame(id, err));
       this.logCommand(binding, id, method.name, 0, 'unavailable', err.rpcCode, link);
       return;
@@ -128,7 +130,7 @@ export class Router {
       ? typeof params?.timeoutMs === 'number' ? params.timeoutMs : this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
       : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
-    this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: binding.executorId, start: now, deadline: now + budget + DEADLINE_GRACE_MS });
+    this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: target, start: now, deadline: now + budget + DEADLINE_GRACE_MS });
     this.touched.add(binding.sessionId);
   }
 

@@ -3,6 +3,7 @@ import type { MethodDescriptor } from '../method.js';
 import { fsDelete, fsList, fsRead, fsStat, fsWrite } from './fs.js';
 import { logWrite } from './log.js';
 import { processInfo } from './process.js';
+import { renderHtml } from './render.js';
 import { sessionClose, sessionConnect, sessionInfo, sessionJoin } from './session.js';
 import { shellExec } from './shell.js';
 import { stateDelete, stateGet, stateList, stateSet } from './state.js';
@@ -11,6 +12,7 @@ import { systemCommands, systemPing } from './system.js';
 export * from './fs.js';
 export * from './log.js';
 export * from './process.js';
+export * from './render.js';
 export * from './session.js';
 export * from './shell.js';
 export * from './state.js';
@@ -25,9 +27,10 @@ export const methods: readonly MethodDescriptor[] = [
   fsRead, fsWrite, fsList, fsStat, fsDelete,
   logWrite,
   processInfo,
+  renderHtml,
 ];
 
 export const methodsByName: ReadonlyMap<string, MethodDescriptor> = new Map(methods.map((m) => [m.name, m]));
 
 /** Namespaces an environment's `commands` policy can name. `session` is always allowed. */
-export const commandNamespaces: readonly string[] = [...new Set(methods.filter((m) => m.host === 'executor').map((m) => m.namespace))];
+export const commandNamespaces: readonly string[] = [...new Set(methods.filter((m) => m.host !== 'edge').map((m) => m.namespace))];
