@@ -2,14 +2,19 @@
 // five environments of DESIGN.md are what you get without one.
 import { z } from 'zod';
 import { commandNamespaces } from '../protocol/methods/index.js';
+import { parseEgressRule } from './egress-rule.js';
 
 const MiB = 1024 * 1024;
 
 export const ENVIRONMENT_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 
-const hostRule = z
-  .string()
-  .regex(/^(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$|^\*$/, 'a host rule is "host", "*.domain" or either with ":port"');
+const hostRule = z.string().superRefine((rule, ctx) => {
+  try {
+    parseEgressRule(rule);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
 
 export const sandboxSchema = z
   .object({
