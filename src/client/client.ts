@@ -66,6 +66,14 @@ const OPEN = 1;
 /** The server bounds every shell.exec (environments' maxTimeoutMs ≤ 24 h); this is a backstop. */
 const SHELL_CLIENT_DEADLINE_MS = 24 * 3600_000 + 60_000;
 
+/**
+ * A browser call with its own `timeoutMs` is answered -32004 by the daemon; the client waits
+ * longer (a first call also starts Chromium), so that it doesn't give up first.
+ */
+function browserDeadline(options: { timeoutMs?: number | undefined }): RequestOptions | undefined {
+  return options.timeoutMs === undefined ? undefined : { timeoutMs: options.timeoutMs + 30_000 };
+}
+
 export class ContinuumClient extends EventEmitter<ClientEvents> {
   private ws: WebSocket | undefined;
   private readonly pending = new Map<string, Pending>();
@@ -152,6 +160,16 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
   readonly render = {
     /** Markdown, or a Mustache template with data, to sanitised HTML (the renderer daemon). */
     html: (source: { markdown: string } | { template: string; data?: Record<string, unknown> }) => this.call(m.renderHtml, source).then((r) => r.html),
+  };
+  /** Headless Chromium of the browser daemon: one isolated context (cookies, storage) per session. */
+  readonly browser = {
+    navigate: (url: string, options: Omit<ParamsOf<typeof m.browserNavigate>, 'url'> = {}) => this.call(m.browserNavigate, { ...options, url }, browserDeadline(options)),
+    /** The PNG is saved under <home>/artifacts/<sessionId>/; its path and size come back. */
+    screenshot: (options: NonNullable<ParamsOf<typeof m.browserScreenshot>> = {}) => this.call(m.browserScreenshot, options, browserDeadline(options)),
+    evaluate: (expression: string, options: { timeoutMs?: number } = {}) => this.call(m.browserEvaluate, { ...options, expression }, browserDeadline(options)).then((r) => r.value),
+    click: (selector: string, options: Omit<ParamsOf<typeof m.browserClick>, 'selector'> = {}) => this.call(m.browserClick, { ...options, selector }, browserDeadline(options)),
+    type: (selector: string, text: string, options: { clear?: boolean; timeoutMs?: number } = {}) => this.call(m.browserType, { ...options, selector, text }, browserDeadline(options)),
+    text: (selector?: string, options: { timeoutMs?: number } = {}) => this.call(m.browserText, selector ? { ...options, selector } : options, browserDeadline(options)).then((r) => r.text),
   };
   /** Ends the session for good (state and workspace deleted). */
   closeSession() {

@@ -1,11 +1,16 @@
 // The five environments of DESIGN.md. Limits are sized for a 2-core machine.
 import type { z } from 'zod';
+import { commandNamespaces } from '../protocol/methods/index.js';
 import type { environmentSchema } from './schema.js';
 
 const MiB = 1024 * 1024;
 const aiApiHosts = ['api.anthropic.com:443', 'api.openai.com:443', 'generativelanguage.googleapis.com:443'];
 
 type EnvironmentInput = z.input<typeof environmentSchema>;
+
+// browser.* (headless Chromium) is for the human console and for AI callers; local operations
+// and remote machines have no use for it, so their policies leave it out unless configured.
+const withoutBrowser = commandNamespaces.filter((ns) => ns !== 'browser');
 
 export const defaultEnvironments: readonly EnvironmentInput[] = [
   {
@@ -14,10 +19,12 @@ export const defaultEnvironments: readonly EnvironmentInput[] = [
   },
   {
     name: 'server',
+    commands: withoutBrowser,
     sandbox: { isolation: 'none', network: 'host', seccomp: false },
   },
   {
     name: 'remote',
+    commands: withoutBrowser,
     sandbox: { isolation: 'confined', memory: 256 * MiB, cpu: 0.5, pids: 128, network: 'none' },
   },
   {

@@ -106,3 +106,16 @@ export interface OpenSessionResult {
   session: StoredSession;
   action: 'created' | 'joined' | 'forked';
 }
+
+/**
+ * The session daemon tells observers (the browser daemon, which keeps a browser context per
+ * session) that a session ended, as event `session.ended`; they check with `session.lookup`
+ * ({ sessionIds } → this) after their link was down, when events may have been lost.
+ */
+export interface SessionEnded {
+  sessionId: string;
+  environment: string;
+  createdAt: number;
+}
+export type SessionLookupResult = Record<string, { environment: string; createdAt: number } | null>;
+export const sessionLookupSchema = z.object({ sessionIds: z.array(z.string().max(128)).max(10_000) }).strict();

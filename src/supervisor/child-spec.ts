@@ -31,6 +31,7 @@ export function daemonSpecs(): ChildSpec[] {
     { id: 'session-daemon', name: 'continuum-session-daemon', role: 'session-daemon', module: path.join(srcRoot, 'daemons/session/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 2_000 },
     { id: 'websocket-daemon', name: 'continuum-websocket-daemon', role: 'websocket-daemon', module: path.join(srcRoot, 'daemons/websocket/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500 },
     { id: 'renderer-daemon', name: 'continuum-renderer-daemon', role: 'renderer-daemon', module: path.join(srcRoot, 'daemons/renderer/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500, serves: true },
+    { id: 'browser-daemon', name: 'continuum-browser-daemon', role: 'browser-daemon', module: path.join(srcRoot, 'daemons/browser/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 5_000, serves: true },
   ];
 }
 

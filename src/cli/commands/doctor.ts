@@ -1,6 +1,7 @@
 // `continuum doctor`: what this host offers for isolation and for the later daemons.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { CHROMIUM_PACKAGE_HINT, chromiumExecutable, chromiumInstalled } from '../../daemons/browser/chromium-path.js';
 
 interface Check {
   name: string;
@@ -76,6 +77,13 @@ function binaryCheck(name: string, bins: string[], hint: string, args?: string[]
   return { name, ok: false, detail: 'not found', hint };
 }
 
+/** The exact binary the browser daemon runs, not any chromium on the PATH. */
+function chromiumCheck(): Check {
+  const p = chromiumExecutable();
+  if (chromiumInstalled(p)) return { name: 'chromium', ok: true, detail: `${p} (${version(p)}), used by the browser daemon` };
+  return { name: 'chromium', ok: false, detail: `${p} not found: the browser daemon runs, but browser.* commands answer -32003`, hint: CHROMIUM_PACKAGE_HINT };
+}
+
 export function doctor(opts: { json?: boolean }): { text: string; ok: boolean } {
   const checks: Check[] = [
     { name: 'node', ok: Number(process.versions.node.split('.')[0]) >= 20, detail: `v${process.versions.node}`, hint: 'Continuum needs Node.js 20 or later' },
@@ -85,7 +93,7 @@ export function doctor(opts: { json?: boolean }): { text: string; ok: boolean } 
     seccompCheck(),
     binaryCheck('bubblewrap', ['bwrap'], 'apt-get install bubblewrap'),
     binaryCheck('unshare/setpriv', ['unshare'], 'apt-get install util-linux'),
-    binaryCheck('chromium', ['chromium', 'chromium-browser'], 'apt-get install chromium'),
+    chromiumCheck(),
     binaryCheck('nats-server', ['nats-server'], 'apt-get install nats-server (only needed to scale out)'),
   ];
   if (opts.json) return { text: JSON.stringify(checks, null, 2), ok: true };

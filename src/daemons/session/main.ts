@@ -12,7 +12,7 @@ import { homePaths } from '../../config/paths.js';
 import { childLogger } from '../../logging/child-log.js';
 import { ContinuumError } from '../../protocol/errors.js';
 import type { z } from 'zod';
-import { executorCallSchemas, type LoadedSession, type OpenSessionRequest, type StoredSession } from '../../protocol/internal.js';
+import { executorCallSchemas, sessionLookupSchema, type LoadedSession, type OpenSessionRequest, type SessionEnded, type SessionLookupResult, type StoredSession } from '../../protocol/internal.js';
 import { SESSION_ID_PATTERN } from '../../protocol/method.js';
 import { SessionStore } from './session-store.js';
 
@@ -24,6 +24,8 @@ const environments = new Map(boot.config.environments.map((e) => [e.name, e]));
 
 const store = new SessionStore(path.join(paths.state, 'sessions.db'));
 const executorLinks = new Map<string, RpcLink>();
+/** Daemons that keep resources per session (the browser daemon) and must hear when one ends. */
+const observerLinks = new Set<RpcLink>();
 
 function envLog(environment: string) {
   return childLogger({ component: 'session-daemon', env: environment }, environment);
@@ -79,6 +81,8 @@ function endSession(s: StoredSession, why: 'closed' | 'expired'): void {
   store.delete(s.sessionId);
   removeWorkspace(s);
   executorLinks.get(s.executorId)?.emit('session.evict', { sessionId: s.sessionId });
+  const ended: SessionEnded = { sessionId: s.sessionId, environment: s.environment, createdAt: s.createdAt };
+  for (const observer of observerLinks) observer.emit('session.ended', ended);
   envLog(s.environment).info(`session ${why}`, { sessionId: s.sessionId, event: `session.${why}` });
 }
 
@@ -87,7 +91,7 @@ function requireString(value: unknown, field: string): string {
   return value;
 }
 
-function requireRole(link: RpcLink, role: 'websocket-daemon' | 'executor'): string {
+function requireRole(link: RpcLink, role: 'websocket-daemon' | 'executor' | 'browser-daemon'): string {
   const [r, id] = (link.identity ?? ':').split(':');
   if (r !== role || !id) throw new ContinuumError('FORBIDDEN', `only a ${role} may call this`);
   return id;
@@ -116,6 +120,10 @@ function onLink(link: RpcLink): void {
       link.socket.onClose(() => {
         if (executorLinks.get(id) === link) executorLinks.delete(id);
       });
+    }
+    if (role === 'browser-daemon') {
+      observerLinks.add(link);
+      link.socket.onClose(() => observerLinks.delete(link));
     }
     return { ok: true };
   });
@@ -170,6 +178,19 @@ function onLink(link: RpcLink): void {
     const { sessionIds, at } = p as { sessionIds: string[]; at: number };
     if (Array.isArray(sessionIds) && sessionIds.length > 0) store.touch(sessionIds.filter((s) => typeof s === 'string'), Math.min(Number(at) || Date.now(), Date.now()));
     return { ok: true };
+  });
+
+  // --- the browser daemon: does a session it holds a context for still exist? ---
+  link.handle('session.lookup', (p): SessionLookupResult => {
+    requireRole(link, 'browser-daemon');
+    const parsed = sessionLookupSchema.safeParse(p);
+    if (!parsed.success) throw new ContinuumError('INVALID_PARAMS', 'invalid session.lookup call: sessionIds must be an array of strings');
+    const out: SessionLookupResult = {};
+    for (const id of parsed.data.sessionIds) {
+      const s = store.get(id);
+      out[id] = s ? { environment: s.environment, createdAt: s.createdAt } : null;
+    }
+    return out;
   });
 
   // --- executors (checked: an executor is not trusted) ---

@@ -128,7 +128,9 @@ export class Router {
     const params = request.params as { timeoutMs?: unknown } | undefined;
     const budget = method.name === 'shell.exec'
       ? typeof params?.timeoutMs === 'number' ? params.timeoutMs : this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
-      : this.config.limits.defaultTimeoutMs;
+      : method.host === 'browser-daemon' && typeof params?.timeoutMs === 'number'
+        ? Math.max(params.timeoutMs, this.config.limits.defaultTimeoutMs) // the daemon answers -32004 itself
+        : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
     this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: target, start: now, deadline: now + budget + DEADLINE_GRACE_MS });
     this.touched.add(binding.sessionId);

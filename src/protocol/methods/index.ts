@@ -1,5 +1,6 @@
 // The registry of every method of the wire protocol (PROTOCOL.md, "Commands").
 import type { MethodDescriptor } from '../method.js';
+import { browserMethods } from './browser.js';
 import { fsDelete, fsList, fsRead, fsStat, fsWrite } from './fs.js';
 import { logWrite } from './log.js';
 import { processInfo } from './process.js';
@@ -9,6 +10,7 @@ import { shellExec } from './shell.js';
 import { stateDelete, stateGet, stateList, stateSet } from './state.js';
 import { systemCommands, systemPing } from './system.js';
 
+export * from './browser.js';
 export * from './fs.js';
 export * from './log.js';
 export * from './process.js';
@@ -28,6 +30,7 @@ export const methods: readonly MethodDescriptor[] = [
   logWrite,
   processInfo,
   renderHtml,
+  ...browserMethods,
 ];
 
 export const methodsByName: ReadonlyMap<string, MethodDescriptor> = new Map(methods.map((m) => [m.name, m]));
