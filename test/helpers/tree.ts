@@ -67,6 +67,8 @@ export interface TreeOptions {
   config?: Record<string, unknown>;
   home?: string;
   port?: number;
+  /** Extra environment variables for `continuum start` (and so for the trusted daemons). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class Tree {
@@ -75,7 +77,7 @@ export class Tree {
   stderr = '';
   readonly configFile: string | undefined;
 
-  constructor(readonly home: string, readonly port: number, config?: Record<string, unknown>) {
+  constructor(readonly home: string, readonly port: number, config?: Record<string, unknown>, readonly env: NodeJS.ProcessEnv = {}) {
     if (config) {
       this.configFile = path.join(home, 'test-config.json');
       fs.writeFileSync(this.configFile, JSON.stringify(config));
@@ -90,7 +92,7 @@ export class Tree {
   async start(): Promise<void> {
     const args = [CLI, 'start', '--home', this.home, '--port', String(this.port)];
     if (this.configFile) args.push('--config', this.configFile);
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
     this.proc = proc;
     this.stdout = '';
     proc.stdout!.on('data', (c: Buffer) => (this.stdout += c.toString()));
@@ -212,7 +214,7 @@ export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undef
  * is gone. Use inside `before`/`after` of node:test.
  */
 export async function startTree(opts: TreeOptions = {}): Promise<Tree> {
-  const tree = new Tree(opts.home ?? tempHome(), opts.port ?? (await freePort()), opts.config);
+  const tree = new Tree(opts.home ?? tempHome(), opts.port ?? (await freePort()), opts.config, opts.env);
   await tree.start();
   return tree;
 }
