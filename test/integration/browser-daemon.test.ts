@@ -5,13 +5,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startTree, stopTree, waitFor, type Tree } from '../helpers/tree.js';
+import { freePort, startTree, stopTree, waitFor, type Tree } from '../helpers/tree.js';
 import { describeWithChromium, pngInfo, startElsewhere, startSite, type Site } from './support/browser.js';
 import { rpcError, sessionClients } from './support/sessions.js';
 
 let tree: Tree;
 let site: Site;
 let elsewhere: Awaited<ReturnType<typeof startElsewhere>>;
+/** Allowed by the policy, but nothing listens there. */
+let closedPort: number;
 const { client, closeAll } = sessionClients(() => tree);
 const home = () => `http://127.0.0.1:${site.port}/`;
 
@@ -19,7 +21,8 @@ describeWithChromium('browser daemon: commands, isolation and policy', () => {
   before(async () => {
     elsewhere = await startElsewhere();
     site = await startSite(() => elsewhere.port);
-    const allow = { allow: [`127.0.0.1:${site.port}`] };
+    closedPort = await freePort();
+    const allow = { allow: [`127.0.0.1:${site.port}`, `127.0.0.1:${closedPort}`] };
     tree = await startTree({
       config: {
         environments: [
@@ -164,6 +167,10 @@ describeWithChromium('browser daemon: commands, isolation and policy', () => {
     }
     const missingParam = await rpcError(c.request('browser.click', {}));
     assert.equal(missingParam.rpcCode, -32602);
+    // Allowed, but nothing listens there: the page can't load, and the caller is told why.
+    const refused = await rpcError(c.browser.navigate(`http://127.0.0.1:${closedPort}/`));
+    assert.equal(refused.rpcCode, -32602, refused.message);
+    assert.equal(refused.data?.reason, 'net::ERR_CONNECTION_REFUSED');
   });
 
   test('timeouts are -32004; a page that stopped answering is replaced, the session kept', async () => {

@@ -28,7 +28,7 @@ export function browserHandlers(contexts: SessionContexts, artifactsDir: string)
       try {
         return await withDeadline(work(page, s, timeout), hardMs, () => {
           hung = true;
-          return new ContinuumError('TIMEOUT', `${method} did not finish within ${timeout} ms (the page stopped answering; it was replaced by a blank one, cookies and storage kept)`, { retryable: false, timeoutMs: timeout, pageReset: true });
+          return new ContinuumError('TIMEOUT', `${method} did not finish within ${timeout} ms; the page was replaced by a blank one (the session's cookies and storage are kept)`, { retryable: false, timeoutMs: timeout, pageReset: true });
         });
       } catch (err) {
         if (hung) await contexts.replacePage(s);

@@ -9,7 +9,7 @@ import type { Config } from '../../config/schema.js';
 import { emitRecord } from '../../logging/child-log.js';
 import { ContinuumError, toContinuumError } from '../../protocol/errors.js';
 import { errorFrame, notificationFrame, parseRequest, sniffId, successFrame, type RequestId } from '../../protocol/jsonrpc.js';
-import { methodsByName } from '../../protocol/methods/index.js';
+import { BROWSER_DEFAULT_TIMEOUT_MS, methodsByName } from '../../protocol/methods/index.js';
 import type { ExecutorLink, ExecutorPool } from './executor-pool.js';
 import type { Binding, SessionBinder } from './session-binder.js';
 
@@ -128,8 +128,8 @@ export class Router {
     const params = request.params as { timeoutMs?: unknown } | undefined;
     const budget = method.name === 'shell.exec'
       ? typeof params?.timeoutMs === 'number' ? params.timeoutMs : this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
-      : method.host === 'browser-daemon' && typeof params?.timeoutMs === 'number'
-        ? Math.max(params.timeoutMs, this.config.limits.defaultTimeoutMs) // the daemon answers -32004 itself
+      : method.host === 'browser-daemon' // the daemon answers -32004 itself, at the call's own deadline
+        ? Math.max(typeof params?.timeoutMs === 'number' ? params.timeoutMs : BROWSER_DEFAULT_TIMEOUT_MS, this.config.limits.defaultTimeoutMs)
         : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
     this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: target, start: now, deadline: now + budget + DEADLINE_GRACE_MS });
