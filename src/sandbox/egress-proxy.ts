@@ -48,7 +48,7 @@ export class EgressProxy {
     this.http = http.createServer({ maxHeaderSize: o.limits.maxHeaderBytes, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0 }, (req, res) => void this.onRequest(req, res));
     this.http.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void this.onConnect(req, socket, head));
     this.http.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
-      this.refuseRaw(socket, 501, 'Not Implemented', 'protocol upgrades through the proxy are not supported; use CONNECT', this.target(req, '', 0));
+      this.refuseRaw(socket, 501, 'Not Implemented', 'protocol upgrades through the proxy are not supported; use CONNECT', this.target(req, req.headers.host ?? '', 0));
     });
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
     this.listener = net.createServer((socket) => this.accept(socket));
@@ -153,6 +153,7 @@ export class EgressProxy {
       up.on('error', () => res.destroy());
     });
     upstream.on('error', (err) => {
+      if (released) return; // the client left first; nothing to answer
       if (res.headersSent) res.destroy();
       else this.refuseHttp(res, 502, 'Bad Gateway', `${t.host}:${t.port} failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`, t);
       release();

@@ -15,6 +15,7 @@ const EXPECTED_NAMES = [
   'continuum-session-daemon',
   'continuum-websocket-daemon',
   'continuum-renderer-daemon',
+  'continuum-egress-proxy',
   'continuum-browser-executor',
   'continuum-server-executor',
   'continuum-remote-executor',
