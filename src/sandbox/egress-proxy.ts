@@ -127,18 +127,8 @@ export class EgressProxy {
       return;
     }
     const { socket } = dialled;
-    let released = false;
-    if (req.socket.destroyed) {
-      this.active--;
-      socket.destroy();
-      return;
-    }
-    const release = () => {
-      if (released) return;
-      released = true;
-      this.active--;
-      socket.destroy();
-    };
+    const lease = this.lease([socket]);
+    if (req.socket.destroyed) return lease.end();
     socket.setTimeout(this.o.limits.idleTimeoutMs, () => socket.destroy(new Error('idle timeout')));
     const upstream = http.request({
       createConnection: () => socket,
@@ -153,12 +143,12 @@ export class EgressProxy {
       up.on('error', () => res.destroy());
     });
     upstream.on('error', (err) => {
-      if (released) return; // the client left first; nothing to answer
+      if (lease.ended) return; // the client left first; nothing to answer
       if (res.headersSent) res.destroy();
       else this.refuseHttp(res, 502, 'Bad Gateway', `${t.host}:${t.port} failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`, t);
-      release();
+      lease.end();
     });
-    res.on('close', release);
+    res.on('close', () => lease.end());
     req.pipe(upstream);
   }
 
@@ -175,14 +165,8 @@ export class EgressProxy {
       return;
     }
     const { socket } = dialled;
-    let released = false;
-    const end = () => {
-      if (released) return;
-      released = true;
-      this.active--;
-      socket.destroy();
-      client.destroy();
-    };
+    const lease = this.lease([socket, client]);
+    const end = () => lease.end();
     for (const s of [socket, client]) {
       s.setTimeout(this.o.limits.idleTimeoutMs, end);
       s.once('close', end);
@@ -192,6 +176,22 @@ export class EgressProxy {
     if (head.length) socket.write(head);
     socket.pipe(client);
     client.pipe(socket);
+  }
+
+  /** A dialled connection's place under the cap, given back once, with its sockets destroyed. */
+  private lease(sockets: net.Socket[]): { readonly ended: boolean; end(): void } {
+    let ended = false;
+    return {
+      get ended() {
+        return ended;
+      },
+      end: () => {
+        if (ended) return;
+        ended = true;
+        this.active--;
+        for (const s of sockets) s.destroy();
+      },
+    };
   }
 
   /** Counts the connection against the cap, then checks and dials; a refusal releases it. */
