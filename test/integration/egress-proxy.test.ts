@@ -85,6 +85,9 @@ describe('egress proxy', { timeout: 240_000, skip }, () => {
     fs.cpSync(undiciDir, path.join(ws, 'node_modules', 'undici'), { recursive: true });
     const program = `const { fetch, EnvHttpProxyAgent } = require('undici');
 fetch('http://127.0.0.1:${allowed.port}/undici', { dispatcher: new EnvHttpProxyAgent() }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.cause ?? e); process.exit(3); });`;
+    const uUrl = (await u.exec('echo "$https_proxy"')).stdout.trim();
+    assert.match(uUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.notEqual(uUrl, url, 'each session has its own forwarder port (that is how the proxy knows the session)');
     const node = await u.exec(`node -e "$PROGRAM"`, { env: { PROGRAM: program } });
     assert.equal(node.exitCode, 0, node.stderr);
     assert.equal(node.stdout, 'hello /undici\n');
@@ -101,6 +104,7 @@ fetch('http://127.0.0.1:${allowed.port}/undici', { dispatcher: new EnvHttpProxyA
 
     const byIp = await c.exec(curl(`-w '|%{http_code}' http://127.0.0.1:${other.port}/x`));
     assert.match(byIp.stdout, /is not in this environment's network allowlist\n\|403$/);
+    await logRecord('agent', { msg: 'egress denied', sessionId: 'eg-deny', method: 'GET', host: '127.0.0.1', port: other.port, status: 403 });
     const tunnelByIp = await c.exec(curl(`-p http://127.0.0.1:${other.port}/x`));
     assert.notEqual(tunnelByIp.exitCode, 0);
     assert.match(tunnelByIp.stderr, /CONNECT tunnel failed, response 403/);
