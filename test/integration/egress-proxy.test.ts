@@ -1,6 +1,6 @@
 // The egress proxy against a real tree, through the public protocol: shell.exec runs curl
 // and a Node program using undici's EnvHttpProxyAgent, with the proxy variables Continuum
-// sets. Loopback servers stand in for the internet: one allowlisted (127.0.0.1:<port>), one
+// sets. Loopback servers stand in for the internet: allowlisted HTTP and HTTPS (127.0.0.1:<port>), one
 // not. Denials must reach the environment's log with the session id.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -8,15 +8,16 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ContinuumClient } from '../../src/client/index.js';
-import { startTree, stopTree, waitFor, type Tree } from '../helpers/tree.js';
-import { missingTools, openTunnel, rawExchange, targetServer, type TargetServer } from './support/egress.js';
+import { startTree, stopTree, tempHome, waitFor, type Tree } from '../helpers/tree.js';
+import { missingTools, openTunnel, rawExchange, targetServer, tlsTargetServer, type TargetServer } from './support/egress.js';
 
-const skip = missingTools(['curl', 'node']);
+const skip = missingTools(['curl', 'node', 'openssl']);
 const CAP = 3;
 
 let tree: Tree;
 let allowed: TargetServer;
 let other: TargetServer;
+let secure: TargetServer & { certFile: string };
 const clients: ContinuumClient[] = [];
 
 async function session(environment: string, sessionId: string): Promise<ContinuumClient> {
@@ -36,11 +37,12 @@ describe('egress proxy', { timeout: 240_000, skip }, () => {
   before(async () => {
     allowed = await targetServer();
     other = await targetServer();
+    secure = await tlsTargetServer(tempHome('ct-tls-'));
     tree = await startTree({
       config: {
         egress: { maxConnectionsPerEnvironment: CAP },
         environments: [
-          { name: 'agent', standby: false, sandbox: { network: { allow: [`127.0.0.1:${allowed.port}`] } } },
+          { name: 'agent', standby: false, sandbox: { network: { allow: [`127.0.0.1:${allowed.port}`, `127.0.0.1:${secure.port}`] } } },
           { name: 'persona', standby: false, sandbox: { network: { allow: ['*'] } } },
           { name: 'remote', standby: false },
           { name: 'browser', enabled: false },
@@ -54,9 +56,10 @@ describe('egress proxy', { timeout: 240_000, skip }, () => {
     await stopTree(tree);
     allowed?.close();
     other?.close();
+    secure?.close();
   });
 
-  test('an allowlisted host works through the proxy: plain HTTP (curl) and CONNECT (curl -p, undici EnvHttpProxyAgent)', async () => {
+  test('an allowlisted host works through the proxy: plain HTTP (curl) and CONNECT (curl -p, curl https://, undici EnvHttpProxyAgent for http and https)', async () => {
     const c = await session('agent', 'eg-allow');
     const vars = await c.exec('echo "$http_proxy|$HTTP_PROXY|$https_proxy|$HTTPS_PROXY"');
     const url = vars.stdout.trim().split('|')[0]!;
@@ -77,6 +80,13 @@ describe('egress proxy', { timeout: 240_000, skip }, () => {
     assert.equal(tunnel.stdout, 'hello /tunnel\n');
     await logRecord('agent', { msg: 'egress allowed', sessionId: 'eg-allow', method: 'CONNECT', host: '127.0.0.1', port: allowed.port });
 
+    // https:// URLs use https_proxy: a CONNECT tunnel, TLS end to end (the proxy sees host:port only).
+    fs.copyFileSync(secure.certFile, path.join(tree.home, 'workspaces', 'agent', 'eg-allow', 'ca.pem'));
+    const tls = await c.exec(curl(`--cacert ca.pem https://127.0.0.1:${secure.port}/tls`));
+    assert.equal(tls.exitCode, 0, tls.stderr);
+    assert.equal(tls.stdout, 'secure hello /tls\n');
+    await logRecord('agent', { msg: 'egress allowed', sessionId: 'eg-allow', method: 'CONNECT', host: '127.0.0.1', port: secure.port });
+
     // Node with undici's EnvHttpProxyAgent, which reads the same variables; undici is put in
     // the workspace as a user would install it.
     const u = await session('agent', 'eg-undici');
@@ -91,6 +101,10 @@ fetch('http://127.0.0.1:${allowed.port}/undici', { dispatcher: new EnvHttpProxyA
     const node = await u.exec(`node -e "$PROGRAM"`, { env: { PROGRAM: program } });
     assert.equal(node.exitCode, 0, node.stderr);
     assert.equal(node.stdout, 'hello /undici\n');
+    fs.copyFileSync(secure.certFile, path.join(ws, 'ca.pem'));
+    const secureNode = await u.exec(`node -e "$PROGRAM"`, { env: { PROGRAM: program.replace(`http://127.0.0.1:${allowed.port}/undici`, `https://127.0.0.1:${secure.port}/undici`), NODE_EXTRA_CA_CERTS: 'ca.pem' } });
+    assert.equal(secureNode.exitCode, 0, secureNode.stderr);
+    assert.equal(secureNode.stdout, 'secure hello /undici\n');
     await logRecord('agent', { msg: 'egress allowed', sessionId: 'eg-undici', host: '127.0.0.1', port: allowed.port });
   });
 

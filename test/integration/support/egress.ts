@@ -1,8 +1,11 @@
 // What the egress-*.test.ts files share: the loopback servers a test allowlists (or not),
 // raw access to the proxy's Unix socket, and a check that the tools the tests drive exist.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import path from 'node:path';
 
 export interface TargetServer {
   port: number;
@@ -24,6 +27,27 @@ export async function targetServer(): Promise<TargetServer> {
     server.close();
   };
   return { port: (server.address() as net.AddressInfo).port, hits, close };
+}
+
+/**
+ * An HTTPS server on host loopback with a fresh self-signed certificate for 127.0.0.1
+ * (written to `dir/cert.pem`, for clients to trust).
+ */
+export async function tlsTargetServer(dir: string): Promise<TargetServer & { certFile: string }> {
+  const key = path.join(dir, 'key.pem');
+  const certFile = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', certFile], { stdio: 'ignore' });
+  const hits: TargetServer['hits'] = [];
+  const server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(certFile) }, (req, res) => {
+    hits.push({ url: req.url ?? '', headers: req.headers });
+    res.end(`secure hello ${req.url}\n`);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const close = () => {
+    server.closeAllConnections();
+    server.close();
+  };
+  return { port: (server.address() as net.AddressInfo).port, hits, close, certFile };
 }
 
 /** Sends raw bytes on the proxy's socket; resolves with what came back once it closes. */
