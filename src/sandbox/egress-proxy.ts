@@ -42,6 +42,7 @@ export class EgressProxy {
   /** Tunnels open and requests being forwarded (or dialled) now. */
   private active = 0;
   private readonly open = new Set<net.Socket>();
+  private closing: Promise<void> | undefined;
 
   constructor(private readonly o: EgressProxyOptions) {
     this.resolve = o.resolve ?? systemResolver;
@@ -52,7 +53,7 @@ export class EgressProxy {
     });
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
     this.listener = net.createServer((socket) => this.accept(socket));
-    // Idle keep-alive connections count too; beyond this the kernel-level accept is dropped.
+    // Idle keep-alive connections count too; beyond this a new connection is closed at once.
     this.listener.maxConnections = o.limits.maxConnectionsPerEnvironment * 4;
   }
 
@@ -71,10 +72,15 @@ export class EgressProxy {
     fs.chmodSync(socketPath, 0o666);
   }
 
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.listener.close(() => resolve()));
-    for (const s of this.open) s.destroy();
-    this.http.close();
+  /** Stops listening and cuts every connection (the listener's close waits for them all). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
+      for (const s of this.open) s.destroy();
+      this.http.close();
+      await closed;
+    })();
+    return this.closing;
   }
 
   /** Reads the optional session lead line, then hands the connection to the HTTP server. */

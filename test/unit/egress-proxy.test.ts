@@ -12,7 +12,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { encodeEgressLead, parseEgressLead } from '../../src/protocol/egress-lead.js';
 import { EgressProxy } from '../../src/sandbox/egress-proxy.js';
 import { EgressPolicy } from '../../src/sandbox/egress-rules.js';
-import { rawExchange } from '../integration/support/egress.js';
+import { openTunnel, rawExchange } from '../integration/support/egress.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ct-egress-'));
 const socket = path.join(dir, 'egress.sock');
@@ -96,4 +96,14 @@ test('the lead line: read when whole, waited for when partial, absent is fine, m
   assert.equal(parseEgressLead(Buffer.from('CONTINUUM-SESSION a b\n')).kind, 'invalid');
   assert.throws(() => encodeEgressLead('../x'), /not a session id/);
   assert.match(await get(`http://127.0.0.1:${port}/plain`), /^HTTP\/1\.1 200 [\s\S]*origin 127\.0\.0\.1:\d+ \/plain\n$/);
+});
+
+test('close() cuts open tunnels rather than waiting for them, and may be called again', async () => {
+  const t = await openTunnel(socket, `127.0.0.1:${port}`);
+  assert.equal(t.status, 'HTTP/1.1 200 Connection Established');
+  const cut = new Promise((r) => t.socket.once('close', r));
+  await proxy.close();
+  await cut;
+  await proxy.close();
+  assert.equal(fs.existsSync(socket), false, 'the socket file is gone');
 });
