@@ -34,20 +34,22 @@ export class EgressForwarders {
     }
   }
 
-  release(sessionId: string): void {
+  /** Stops listening for the session (connections already open live on). */
+  async release(sessionId: string): Promise<void> {
     const server = this.bySession.get(sessionId);
     this.bySession.delete(sessionId);
-    void server?.then((s) => s.close(), () => undefined);
+    const s = await server?.catch(() => undefined);
+    s?.close();
   }
 
   closeAll(): void {
-    for (const id of [...this.bySession.keys()]) this.release(id);
+    for (const id of [...this.bySession.keys()]) void this.release(id);
   }
 
   private trim(): void {
     for (const id of this.bySession.keys()) {
       if (this.bySession.size <= MAX_FORWARDERS) break;
-      this.release(id);
+      void this.release(id);
     }
   }
 

@@ -27,7 +27,7 @@ sessions.onEvent((name, data) => {
   if (name !== 'session.evict') return;
   const sessionId = String((data as { sessionId?: unknown })?.sessionId);
   cache.evict(sessionId);
-  egress?.release(sessionId);
+  void egress?.release(sessionId);
 });
 
 let channel: SupervisorChannel | undefined;
