@@ -244,6 +244,7 @@ export class EgressProxy {
     if (!socket.writable) return void socket.destroy();
     const body = `Continuum egress proxy: ${reason}\n`;
     socket.setTimeout(LEAD_TIMEOUT_MS, () => socket.destroy());
+    socket.resume(); // read (and drop) the rest, so the peer's FIN is seen and the socket freed
     socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
 }
