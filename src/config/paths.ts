@@ -16,6 +16,8 @@ export interface HomePaths {
   executorSocket(executorId: string): string;
   /** Where a system daemon that serves commands (renderer, browser) listens. */
   serviceSocket(daemonId: string): string;
+  /** The egress proxy's socket for one environment with a network allowlist. */
+  egressSocket(environment: string): string;
   workspace(environment: string, sessionId: string): string;
   envLog(environment: string): string;
 }
@@ -38,6 +40,7 @@ export function homePaths(home: string): HomePaths {
     runtimeFile: path.join(run, 'supervisor.json'),
     executorSocket: (id) => path.join(run, `exec-${id}.sock`),
     serviceSocket: (id) => path.join(run, `${id}.sock`),
+    egressSocket: (environment) => path.join(run, `egress-${environment}.sock`),
     workspace: (environment, sessionId) => path.join(root, 'workspaces', environment, sessionId),
     envLog: (environment) => path.join(root, 'logs', `${environment}.log`),
   };

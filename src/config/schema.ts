@@ -100,12 +100,23 @@ export const configSchema = z
       .object({ maxBytes: z.number().int().min(4096).default(10 * MiB), maxFiles: z.number().int().min(1).max(100).default(5) })
       .strict()
       .default({ maxBytes: 10 * MiB, maxFiles: 5 }),
+    /** The egress proxy (environments whose `sandbox.network` is an allowlist). */
+    egress: z
+      .object({
+        maxConnectionsPerEnvironment: z.number().int().min(1).max(10_000).default(64).describe('open tunnels + forwarded requests'),
+        connectTimeoutMs: z.number().int().min(100).default(10_000).describe('name resolution + TCP connect'),
+        idleTimeoutMs: z.number().int().min(1_000).default(300_000),
+        maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+      })
+      .strict()
+      .default({ maxConnectionsPerEnvironment: 64, connectTimeoutMs: 10_000, idleTimeoutMs: 300_000, maxHeaderBytes: 16 * 1024 }),
     /** Merged by name onto the five default environments; `enabled: false` removes one. */
     environments: z.array(z.record(z.string(), z.unknown())).default([]),
   })
   .strict();
 
 export type RawConfig = z.infer<typeof configSchema>;
+export type EgressLimits = RawConfig['egress'];
 export interface Config extends Omit<RawConfig, 'environments'> {
   environments: EnvironmentConfig[];
 }

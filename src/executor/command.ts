@@ -11,6 +11,8 @@ export interface ExecutorEnv {
   environment: EnvironmentConfig;
   executor: ExecutorRef;
   sessions: SessionDaemonClient;
+  /** Set where the environment's network is an allowlist: the proxy URL for a session's commands. */
+  egress?: { proxyUrl(sessionId: string): Promise<string> };
   /** Tell the supervisor about process groups we start, so it can reap them if we die. */
   trackProcessGroup(op: 'add' | 'remove', pgid: number): void;
 }

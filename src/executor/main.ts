@@ -2,6 +2,7 @@
 // connects to its socket directly (one hop); session state is written through to the
 // session daemon so that this process can die at any moment without losing any.
 import { busProof } from '../bus/auth.js';
+import { EgressForwarders } from '../bus/egress-forwarder.js';
 import { listenFrameSockets } from '../bus/frame-socket.js';
 import { SessionDaemonClient } from '../bus/session-client.js';
 import { awaitActivation, readBoot, SupervisorChannel } from '../bus/supervisor-channel.js';
@@ -20,9 +21,13 @@ const log = childLogger({ component: 'executor', executorId: exec.id });
 
 const sessions = new SessionDaemonClient(paths.sessionSocket, { role: 'executor', id: exec.id, proof: boot.busProof });
 const cache = new SessionCache(sessions);
+const egress = boot.egressSocket ? new EgressForwarders(boot.egressSocket) : undefined;
 sessions.onLinkLost(() => cache.markAllStale());
 sessions.onEvent((name, data) => {
-  if (name === 'session.evict') cache.evict(String((data as { sessionId?: unknown })?.sessionId));
+  if (name !== 'session.evict') return;
+  const sessionId = String((data as { sessionId?: unknown })?.sessionId);
+  cache.evict(sessionId);
+  void egress?.release(sessionId);
 });
 
 let channel: SupervisorChannel | undefined;
@@ -31,6 +36,7 @@ const env: ExecutorEnv = {
   environment,
   executor: { id: exec.id, pid: process.pid },
   sessions,
+  ...(egress ? { egress } : {}),
   trackProcessGroup: (op, pgid) => channel?.send({ t: 'pgid', op, pgid }),
 };
 const dispatcher = new Dispatcher(env, cache);
@@ -41,6 +47,7 @@ const server = await listenFrameSockets(paths.executorSocket(exec.id), (socket) 
 
 channel = new SupervisorChannel(async () => {
   cache.killAll();
+  egress?.closeAll();
   await server.close();
   sessions.close();
 });

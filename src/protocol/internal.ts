@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 
-export type ChildRole = 'session-daemon' | 'websocket-daemon' | 'renderer-daemon' | 'browser-daemon' | 'executor';
+export type ChildRole = 'session-daemon' | 'websocket-daemon' | 'renderer-daemon' | 'browser-daemon' | 'egress-proxy' | 'executor';
 
 /** What a child learns at spawn, through the CONTINUUM_CHILD environment variable. */
 export interface ChildBoot {
@@ -19,6 +19,11 @@ export interface ChildBoot {
   busKey?: string;
   /** A warm standby: boot, load everything, then wait for 'activate' before serving. */
   standby?: boolean;
+  /**
+   * An executor whose environment has a network allowlist: the egress proxy's Unix socket,
+   * as this executor sees it (the sandbox may bind it at another path).
+   */
+  egressSocket?: string;
 }
 
 export type ExecutorState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';

@@ -26,12 +26,21 @@ export interface ChildSpec {
 
 const srcRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-export function daemonSpecs(): ChildSpec[] {
+/** Environments whose executors reach the network only through the egress proxy. */
+export function egressEnvironments(config: Config): string[] {
+  return config.environments.filter((e) => typeof e.sandbox.network === 'object').map((e) => e.name);
+}
+
+export function daemonSpecs(config: Config): ChildSpec[] {
+  const egress: ChildSpec[] = egressEnvironments(config).length
+    ? [{ id: 'egress-proxy', name: 'continuum-egress-proxy', role: 'egress-proxy', module: path.join(srcRoot, 'daemons/egress/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500 }]
+    : [];
   return [
     { id: 'session-daemon', name: 'continuum-session-daemon', role: 'session-daemon', module: path.join(srcRoot, 'daemons/session/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 2_000 },
     { id: 'websocket-daemon', name: 'continuum-websocket-daemon', role: 'websocket-daemon', module: path.join(srcRoot, 'daemons/websocket/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500 },
     { id: 'renderer-daemon', name: 'continuum-renderer-daemon', role: 'renderer-daemon', module: path.join(srcRoot, 'daemons/renderer/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500, serves: true },
     { id: 'browser-daemon', name: 'continuum-browser-daemon', role: 'browser-daemon', module: path.join(srcRoot, 'daemons/browser/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 5_000, serves: true },
+    ...egress,
   ];
 }
 

@@ -16,6 +16,7 @@ const EXPECTED_NAMES = [
   'continuum-websocket-daemon',
   'continuum-renderer-daemon',
   'continuum-browser-daemon',
+  'continuum-egress-proxy',
   'continuum-browser-executor',
   'continuum-server-executor',
   'continuum-remote-executor',

@@ -20,6 +20,11 @@ eval "$__continuum_cmd"
 
 /** Variables bash sets by itself; persisting them would only confuse the next call. */
 const VOLATILE = new Set(['PWD', 'OLDPWD', 'SHLVL', '_', '__CONTINUUM_COMMAND', 'CONTINUUM_ENVIRONMENT', 'CONTINUUM_SESSION_ID', 'CONTINUUM_WORKSPACE']);
+/**
+ * Where the network goes through the egress proxy: set fresh on every call (the port is this
+ * executor's) and never persisted. curl reads only the lower-case http_proxy.
+ */
+const PROXY_VARIABLES = ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'];
 /** Once bash has exited, how long to wait for pipes held open by background children. */
 const DRAIN_GRACE_MS = 100;
 
@@ -63,7 +68,13 @@ class CappedOutput {
   }
 }
 
-function parseDump(dump: Buffer): ShellState | undefined {
+async function proxyVariables(ctx: CommandContext): Promise<Record<string, string>> {
+  if (!ctx.env.egress) return {};
+  const url = await ctx.env.egress.proxyUrl(ctx.session.sessionId);
+  return Object.fromEntries(PROXY_VARIABLES.map((k) => [k, url]));
+}
+
+function parseDump(dump: Buffer, drop: ReadonlySet<string>): ShellState | undefined {
   const text = dump.toString('utf8');
   const split = text.indexOf('\n\0');
   if (split < 0) return undefined;
@@ -72,7 +83,7 @@ function parseDump(dump: Buffer): ShellState | undefined {
     const eq = entry.indexOf('=');
     if (eq <= 0) continue;
     const key = entry.slice(0, eq);
-    if (!VOLATILE.has(key)) env[key] = entry.slice(eq + 1);
+    if (!VOLATILE.has(key) && !drop.has(key)) env[key] = entry.slice(eq + 1);
   }
   return { cwd: text.slice(0, split), env };
 }
@@ -108,9 +119,10 @@ export async function exec(params: ExecParams, ctx: CommandContext) {
   const session = ctx.session;
   const persisted = session.shell.env ?? baseEnv(ctx);
   const callEnv = params.env ?? {};
+  const proxy = await proxyVariables(ctx);
   const child = spawn('/bin/bash', ['--noprofile', '--norc', '-c', WRAPPER, 'continuum-shell', session.shell.cwd ?? session.workspace, session.workspace], {
     cwd: session.workspace,
-    env: { ...persisted, ...callEnv, ...sessionVariables(ctx), __CONTINUUM_COMMAND: params.command },
+    env: { ...persisted, ...callEnv, ...proxy, ...sessionVariables(ctx), __CONTINUUM_COMMAND: params.command },
     stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     detached: true,
   });
@@ -176,7 +188,7 @@ export async function exec(params: ExecParams, ctx: CommandContext) {
   ctx.env.trackProcessGroup('remove', pgid);
   for (const s of [child.stdout!, child.stderr!]) (s as NodeJS.ReadableStream & { destroy(): void }).destroy();
 
-  const next = parseDump(Buffer.concat(dump));
+  const next = parseDump(Buffer.concat(dump), new Set(Object.keys(proxy)));
   if (next && !session.evicted) {
     // Per-call variables are for this call only, unless the command itself changed them.
     for (const [key, value] of Object.entries(callEnv)) {
