@@ -19,6 +19,8 @@ export interface ChildBoot {
   busKey?: string;
   /** A warm standby: boot, load everything, then wait for 'activate' before serving. */
   standby?: boolean;
+  /** How this child's previous process ended (the edge: why its in-flight commands were lost). */
+  previousExit?: ExitRecord;
 }
 
 export type ExecutorState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
@@ -33,6 +35,8 @@ export const executorStatusSchema = z.object({
   restarts: z.number().int(),
   retryAfterMs: z.number().int(),
   reason: z.string().nullable(),
+  /** The last exit of this executor (null before any). */
+  lastExit: z.object({ pid: z.number().int(), code: z.number().int().nullable(), signal: z.string().nullable(), killedFor: z.string().nullable() }).nullable(),
 });
 export type ExecutorStatus = z.infer<typeof executorStatusSchema>;
 
@@ -104,3 +108,32 @@ export interface OpenSessionResult {
   session: StoredSession;
   action: 'created' | 'joined' | 'forked';
 }
+
+/** How a child last exited, as the supervisor saw it (for the ledger's `lost` reasons). */
+export interface ExitRecord {
+  pid: number;
+  code: number | null;
+  signal: string | null;
+  /** Why the supervisor itself killed it (missed heartbeats, not ready in time), if it did. */
+  killedFor: string | null;
+}
+
+/** Edge → session daemon: one state change of a ledger entry (batched in `ledger.write`). */
+export type LedgerOp =
+  | { op: 'accept'; s: string; r: string; scope: 'request' | 'connection'; env: string; m: string; ex: string; at: number }
+  | { op: 'start'; s: string; r: string; at: number }
+  | {
+      op: 'finish';
+      s: string;
+      r: string;
+      state: 'completed' | 'failed' | 'lost';
+      at: number;
+      exit?: { exitCode: number | null; signal: string | null; timedOut: boolean };
+      error?: { code: number; message: string; data?: unknown };
+      lost?: import('./methods/command.js').LostReason;
+      /** The result as JSON text, already cut to the cap. */
+      result?: string;
+      cut?: boolean;
+    }
+  /** Accepted but never dispatched (the ledger's answer was lost): as if never sent. */
+  | { op: 'drop'; s: string; r: string };

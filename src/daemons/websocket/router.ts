@@ -6,12 +6,19 @@ import type { Frame } from '../../bus/frame-codec.js';
 import { FrameKind, ResponseFlags } from '../../bus/frame-codec.js';
 import type { TickCork } from '../../bus/tick-cork.js';
 import type { Config } from '../../config/schema.js';
+import { audit } from '../../logging/audit-line.js';
 import { emitRecord } from '../../logging/child-log.js';
 import { ContinuumError, toContinuumError } from '../../protocol/errors.js';
 import { errorFrame, notificationFrame, parseRequest, sniffId, successFrame, type RequestId } from '../../protocol/jsonrpc.js';
+import { lostReasonOf, lostError, replayFrame } from '../../protocol/ledger.js';
+import type { ExecutorStatus } from '../../protocol/internal.js';
+import type { MethodDescriptor } from '../../protocol/method.js';
+import { commandList, commandStatus, FINAL_COMMAND_STATES, type LostReason } from '../../protocol/methods/command.js';
 import { methodsByName } from '../../protocol/methods/index.js';
 import type { ExecutorLink, ExecutorPool } from './executor-pool.js';
-import type { Binding, SessionBinder } from './session-binder.js';
+import { finishOf } from './ledger-answers.js';
+import type { LedgerWriter } from './ledger-writer.js';
+import { parseParams, type Binding, type SessionBinder } from './session-binder.js';
 
 export interface ClientConnection {
   ws: WebSocket;
@@ -24,6 +31,20 @@ export interface ClientConnection {
   inflight: number;
   /** Frames that arrived while a session.* call was being served, in order. */
   backlog: { data: Buffer; isBinary: boolean }[] | undefined;
+  /** Unique across edge runs: the ledger's scope for this connection's numeric ids. */
+  serial: string;
+  seq: number;
+}
+
+/** A ledgered request of this edge, from its accept until its final state is durable. */
+interface Tracked {
+  key: string;
+  sessionId: string;
+  requestId: string;
+  /** Resends of the same string id, waiting for the answer. */
+  waiters: { conn: ClientConnection; id: RequestId | null }[];
+  /** The answer, once known: what a later resend gets until the ledger has it. */
+  answer?: string | Buffer;
 }
 
 interface Inflight {
@@ -35,9 +56,22 @@ interface Inflight {
   executorId: string;
   start: number;
   deadline: number;
+  tracked: Tracked | undefined;
 }
 
+/** Ledgered commands of an executor whose link dropped, waiting for the supervisor to say why it died. */
+interface Dying {
+  pid: number | null;
+  entries: Inflight[];
+  timer: NodeJS.Timeout;
+  settled: Promise<void>;
+  done: () => void;
+}
+
+const DYING_WAIT_MS = 2_000;
+
 const SESSION_METHODS = new Set(['session.connect', 'session.join', 'session.info', 'session.close']);
+const LEDGER_QUERIES = new Set([commandStatus.name, commandList.name]);
 const DEADLINE_GRACE_MS = 5_000;
 const CLOSED = 3;
 
@@ -49,8 +83,21 @@ export class Router {
   private readonly touched = new Set<string>();
   private readonly allowed: Map<string, Set<string>>;
   private readonly shellDefaultTimeout: Map<string, number>;
+  private readonly outputCap: Map<string, number>;
+  /** String-id requests of this edge not yet final in the ledger, by session + id. */
+  private readonly open = new Map<string, Tracked>();
+  /** Keys whose never-dispatched entry is being removed: a resend waits for that. */
+  private readonly dropping = new Set<string>();
+  private readonly dying = new Map<string, Dying>();
 
-  constructor(private readonly config: Config, private readonly pool: ExecutorPool, private readonly binder: SessionBinder, private readonly touch: (ids: string[]) => void) {
+  constructor(
+    private readonly config: Config,
+    private readonly pool: ExecutorPool,
+    private readonly binder: SessionBinder,
+    private readonly touch: (ids: string[]) => void,
+    private readonly ledger: LedgerWriter | undefined,
+  ) {
+    this.outputCap = new Map(config.environments.map((e) => [e.name, e.ledger.outputBytes]));
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
     setInterval(() => this.sweepDeadlines(), 250).unref();
@@ -113,23 +160,103 @@ export class Router {
       this.reply(conn, errorFrame(id, new ContinuumError('OVERLOADED', `too many requests in flight on this connection (limit ${this.config.limits.maxInFlightPerConnection}); wait for answers before sending more`, { retryAfterMs: 50, limit: this.config.limits.maxInFlightPerConnection })));
       return;
     }
+    if (LEDGER_QUERIES.has(method.name)) {
+      this.serveLedgerQuery(conn, binding, method, id, request.params);
+      return;
+    }
+    if (this.ledger) this.admit(conn, binding, method, id, data, request.params);
+    else this.dispatch(conn, binding, method, id, data, request.params, undefined);
+  }
+
+  /** Writes the ledger entry, then dispatches; a resent string id gets the first one's answer instead. */
+  private admit(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, data: Buffer, params: unknown): void {
+    const scoped = typeof id === 'string';
+    const requestId = scoped ? id : `#${conn.serial}.${++conn.seq}`;
+    const key = `${binding.sessionId}\n${requestId}`;
+    if (scoped) {
+      const running = this.open.get(key);
+      if (running) {
+        if (running.answer !== undefined) this.replyRaw(conn, running.answer);
+        else running.waiters.push({ conn, id });
+        return;
+      }
+      if (this.dropping.has(key)) {
+        this.reply(conn, errorFrame(id, new ContinuumError('EXECUTOR_UNAVAILABLE', `request ${requestId} is being cleared from the ledger after the session daemon restarted; nothing ran; retry shortly`, { retryable: true, retryAfterMs: 200 })));
+        return;
+      }
+    }
+    const tracked: Tracked = { key, sessionId: binding.sessionId, requestId, waiters: [] };
+    if (scoped) this.open.set(key, tracked);
+    conn.inflight++;
+    const op = { op: 'accept' as const, s: binding.sessionId, r: requestId, scope: scoped ? ('request' as const) : ('connection' as const), env: binding.environment, m: method.name, ex: binding.executorId, at: Date.now() };
+    this.ledger!.accept(op).then(
+      (existing) => {
+        conn.inflight--;
+        if (existing === null) {
+          this.dispatch(conn, binding, method, id, data, params, tracked);
+          return;
+        }
+        this.open.delete(key);
+        // Only an entry left open by an earlier edge run can be open and not ours; the session daemon closes those at hello.
+        const frame = FINAL_COMMAND_STATES.has(existing.state)
+          ? replayFrame(id, existing)
+          : errorFrame(id, new ContinuumError('EXECUTOR_UNAVAILABLE', `request ${requestId} is still open in the ledger; ask command.status, or retry shortly`, { retryable: true, retryAfterMs: 500 }));
+        this.answerAll(conn, tracked, frame);
+        this.logCommand(binding, conn, id, method.name, 0, 'replayed', undefined, undefined);
+      },
+      (err: Error) => {
+        conn.inflight--;
+        this.open.delete(key);
+        const e = new ContinuumError('EXECUTOR_UNAVAILABLE', `the command ledger is unavailable (${err.message}); nothing was run; retry shortly`, { retryable: true, retryAfterMs: 200 });
+        this.answerAll(conn, tracked, errorFrame(id, e));
+        this.drop(tracked);
+      },
+    );
+  }
+
+  private dispatch(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, data: Buffer, params: unknown, tracked: Tracked | undefined): void {
     const tag = this.nextTag;
     this.nextTag = tag >= 0xffffffff ? 1 : tag + 1;
     const link = this.pool.send(binding.executorId, tag, binding.sessionId, data);
     if (!link) {
       const err = this.pool.unavailable(binding.executorId)!;
-      this.reply(conn, errorFrame(id, err));
-      this.logCommand(binding, id, method.name, 0, 'unavailable', err.rpcCode, link);
+      if (tracked) {
+        // Never dispatched, so never run: as if never sent, and a resend may run it.
+        this.open.delete(tracked.key);
+        this.answerAll(conn, tracked, errorFrame(id, err));
+        this.drop(tracked);
+      } else this.reply(conn, errorFrame(id, err));
+      this.logCommand(binding, conn, id, method.name, 0, 'unavailable', err.rpcCode, link);
       return;
     }
     const now = Date.now();
-    const params = request.params as { timeoutMs?: unknown } | undefined;
+    const p = params as { timeoutMs?: unknown } | undefined;
     const budget = method.name === 'shell.exec'
-      ? typeof params?.timeoutMs === 'number' ? params.timeoutMs : this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
+      ? typeof p?.timeoutMs === 'number' ? p.timeoutMs : this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
       : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
-    this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: binding.executorId, start: now, deadline: now + budget + DEADLINE_GRACE_MS });
+    this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: binding.executorId, start: now, deadline: now + budget + DEADLINE_GRACE_MS, tracked });
     this.touched.add(binding.sessionId);
+    if (tracked) void this.ledger!.record({ op: 'start', s: tracked.sessionId, r: tracked.requestId, at: now });
+  }
+
+  private drop(tracked: Tracked): void {
+    this.dropping.add(tracked.key);
+    void this.ledger!.record({ op: 'drop', s: tracked.sessionId, r: tracked.requestId }).then(() => this.dropping.delete(tracked.key));
+  }
+
+  /** Sends `frame` to the requester and to every resend waiting on the same id (same id, same bytes). */
+  private answerAll(conn: ClientConnection, tracked: Tracked, frame: string | Buffer): void {
+    this.replyRaw(conn, frame);
+    for (const w of tracked.waiters) this.replyRaw(w.conn, frame);
+    tracked.waiters = [];
+  }
+
+  /** Records a final state; the key stays open (answered from memory) until the ledger has it. */
+  private finish(tracked: Tracked, op: Parameters<LedgerWriter['record']>[0]): void {
+    void this.ledger!.record(op).then(() => {
+      if (this.open.get(tracked.key) === tracked) this.open.delete(tracked.key);
+    });
   }
 
   onExecutorFrame(link: ExecutorLink, frame: Frame): void {
@@ -152,6 +279,14 @@ export class Router {
       conn.cork.hold();
       conn.ws.send(body, { binary: false });
     }
+    const tracked = entry.tracked;
+    if (tracked) {
+      for (const w of tracked.waiters) this.replyRaw(w.conn, body);
+      tracked.waiters = [];
+      tracked.answer = body;
+      const at = Date.now();
+      this.finish(tracked, finishOf({ s: tracked.sessionId, r: tracked.requestId, at }, entry.method, entry.id, isError, body, this.outputCap.get(entry.environment) ?? 65_536));
+    }
     let code: number | undefined;
     if (isError) {
       try {
@@ -160,11 +295,59 @@ export class Router {
         code = undefined;
       }
     }
-    this.logCommand(entry, entry.id, entry.method, Date.now() - entry.start, isError ? 'error' : 'ok', code, link);
+    this.logCommand(entry, conn, entry.id, entry.method, Date.now() - entry.start, isError ? 'error' : 'ok', code, link);
   }
 
   onExecutorLost(link: ExecutorLink, tags: number[], error: ContinuumError): void {
-    for (const tag of tags) this.fail(tag, error, 'unavailable', link);
+    const lost = new ContinuumError('EXECUTOR_UNAVAILABLE', error.message, { ...error.data, ledger: 'lost' });
+    for (const tag of tags) {
+      const entry = this.inflight.get(tag);
+      if (entry?.tracked) this.dyingOn(link, entry);
+      this.fail(tag, entry?.tracked ? lost : error, 'unavailable', link);
+    }
+  }
+
+  /**
+   * Its executor died under a ledgered command: the command is lost. The reason (signal,
+   * the supervisor's kill) comes with the supervisor's next status, a moment after the link drops.
+   */
+  private dyingOn(link: ExecutorLink, entry: Inflight): void {
+    const id = link.status.id;
+    let batch = this.dying.get(id);
+    if (!batch) {
+      const pid = link.servedPid;
+      let done!: () => void;
+      const settled = new Promise<void>((r) => (done = r));
+      const timer = setTimeout(() => this.settleDying(id, { kind: 'link', signal: null, exitCode: null, detail: `the link to executor ${id} (pid ${pid}) dropped while it ran` }), DYING_WAIT_MS);
+      batch = { pid, entries: [], timer, settled, done };
+      this.dying.set(id, batch);
+    }
+    batch.entries.push(entry);
+  }
+
+  /** The supervisor's view of the executors: says why a dead one died. */
+  onStatuses(statuses: ExecutorStatus[]): void {
+    for (const s of statuses) {
+      const batch = this.dying.get(s.id);
+      if (batch && s.lastExit && s.lastExit.pid === batch.pid) this.settleDying(s.id, lostReasonOf(s.lastExit, `executor ${s.id}`));
+    }
+  }
+
+  private settleDying(executorId: string, reason: LostReason): void {
+    const batch = this.dying.get(executorId);
+    if (!batch) return;
+    this.dying.delete(executorId);
+    clearTimeout(batch.timer);
+    batch.done();
+    const at = Date.now();
+    for (const entry of batch.entries) {
+      const tracked = entry.tracked!;
+      const frame = errorFrame(entry.id, lostError({ requestId: tracked.requestId, method: entry.method, lostReason: reason }));
+      for (const w of tracked.waiters) this.replyRaw(w.conn, frame);
+      tracked.waiters = [];
+      tracked.answer = frame;
+      this.finish(tracked, { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'lost', at, lost: reason });
+    }
   }
 
   onExecutorUp(link: ExecutorLink, previousPid: number | null): void {
@@ -178,9 +361,10 @@ export class Router {
 
   onClose(conn: ClientConnection): void {
     this.unbind(conn);
-    // Answers for this connection's requests will find nobody; drop their entries now.
+    // Answers for this connection's requests will find nobody; drop their entries now,
+    // except ledgered ones: their answers are recorded, for a resend or command.status.
     for (const [tag, entry] of this.inflight) {
-      if (entry.conn === conn) {
+      if (entry.conn === conn && !entry.tracked) {
         this.inflight.delete(tag);
         this.pool.links.get(entry.executorId)?.inflight.delete(tag);
       }
@@ -193,7 +377,16 @@ export class Router {
     this.inflight.delete(tag);
     entry.conn.inflight--;
     this.reply(entry.conn, errorFrame(entry.id, error));
-    this.logCommand(entry, entry.id, entry.method, Date.now() - entry.start, outcome, error.rpcCode, link);
+    // A lost command is recorded once its reason is known (dyingOn); a timed-out one now.
+    const tracked = entry.tracked;
+    if (tracked && outcome === 'timeout') {
+      const frame = errorFrame(entry.id, error);
+      for (const w of tracked.waiters) this.replyRaw(w.conn, frame);
+      tracked.waiters = [];
+      tracked.answer = frame;
+      this.finish(tracked, { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'failed', at: Date.now(), error: error.toRpc() });
+    }
+    this.logCommand(entry, entry.conn, entry.id, entry.method, Date.now() - entry.start, outcome, error.rpcCode, link);
   }
 
   private sweepDeadlines(): void {
@@ -230,6 +423,7 @@ export class Router {
       if (!binding) throw new ContinuumError('NO_SESSION', 'no session is bound to this connection; call session.connect or session.join first');
       if (name === 'session.info') return this.binder.info(params, binding);
       const result = await this.binder.close(params, binding);
+      this.sessionEvent(binding, 'session closed', { event: 'session.closed', requestId: id, remote: conn.remote, tokenId: conn.tokenId });
       this.unbind(conn);
       this.closeBindings(binding.sessionId);
       return result;
@@ -279,11 +473,42 @@ export class Router {
     if (conn.ws.readyState !== CLOSED) conn.ws.send(text);
   }
 
-  private sessionEvent(binding: Binding, msg: string, fields: Record<string, unknown>): void {
-    emitRecord({ time: Date.now(), level: 30, msg, pid: process.pid, env: binding.environment, sessionId: binding.sessionId, ...fields }, binding.environment);
+  private replyRaw(conn: ClientConnection, frame: string | Buffer): void {
+    if (conn.ws.readyState !== CLOSED) conn.ws.send(frame, { binary: false });
   }
 
-  private logCommand(entry: { sessionId: string; environment: string }, id: RequestId | null, method: string, durationMs: number, outcome: string, code: number | undefined, link: ExecutorLink | undefined): void {
+  /** command.status / command.list: the session daemon's ledger, once what this edge knows has landed. */
+  private serveLedgerQuery(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, params: unknown): void {
+    const task = async (): Promise<unknown> => {
+      if (!this.ledger) throw new ContinuumError('METHOD_NOT_FOUND', `${method.name} is not served: the command ledger is turned off in this server's config`);
+      // A command whose executor just died is recorded as lost within DYING_WAIT_MS: answer after that.
+      await this.dying.get(binding.executorId)?.settled;
+      if (method.name === commandStatus.name) {
+        const { requestId } = parseParams<{ requestId: string }>(method, params);
+        const entry = await this.ledger.get(binding.sessionId, requestId);
+        if (!entry) throw new ContinuumError('COMMAND_NOT_FOUND', `no request ${requestId} in the ledger of session ${binding.sessionId}: never accepted, or removed (session closed, retention)`);
+        return entry;
+      }
+      const p = parseParams<{ since?: number; limit?: number } | undefined>(method, params);
+      return this.ledger.list(binding.sessionId, p?.since ?? 0, p?.limit ?? 1_000);
+    };
+    task().then(
+      (result) => this.reply(conn, successFrame(id, result)),
+      (err) => {
+        const e = toContinuumError(err);
+        const wire = e.rpcCode === undefined || e.code === 'CONTINUUM_INTERNAL' ? new ContinuumError('EXECUTOR_UNAVAILABLE', `the ledger is unavailable (${e.message}); retry shortly`, { retryable: true, retryAfterMs: 200 }) : e;
+        this.reply(conn, errorFrame(id, wire));
+      },
+    );
+  }
+
+  private sessionEvent(binding: Binding, msg: string, fields: Record<string, unknown>): void {
+    emitRecord({ time: Date.now(), level: 30, msg, pid: process.pid, env: binding.environment, sessionId: binding.sessionId, ...fields }, binding.environment);
+    audit(binding.environment, { time: Date.now(), env: binding.environment, tokenId: fields.tokenId, remote: fields.remote, sessionId: binding.sessionId, event: fields.event, requestId: fields.requestId ?? null, outcome: 'ok' });
+  }
+
+  private logCommand(entry: { sessionId: string; environment: string }, conn: ClientConnection, id: RequestId | null, method: string, durationMs: number, outcome: string, code: number | undefined, link: ExecutorLink | undefined): void {
+    audit(entry.environment, { time: Date.now(), env: entry.environment, tokenId: conn.tokenId, remote: conn.remote, sessionId: entry.sessionId, event: 'command', method, requestId: id, outcome, code: code ?? null, durationMs });
     const record: Record<string, unknown> = {
       time: Date.now(),
       level: outcome === 'ok' ? 30 : 40,

@@ -1,5 +1,6 @@
 // The registry of every method of the wire protocol (PROTOCOL.md, "Commands").
 import type { MethodDescriptor } from '../method.js';
+import { commandList, commandStatus } from './command.js';
 import { fsDelete, fsList, fsRead, fsStat, fsWrite } from './fs.js';
 import { logWrite } from './log.js';
 import { processInfo } from './process.js';
@@ -8,6 +9,7 @@ import { shellExec } from './shell.js';
 import { stateDelete, stateGet, stateList, stateSet } from './state.js';
 import { systemCommands, systemPing } from './system.js';
 
+export * from './command.js';
 export * from './fs.js';
 export * from './log.js';
 export * from './process.js';
@@ -25,9 +27,10 @@ export const methods: readonly MethodDescriptor[] = [
   fsRead, fsWrite, fsList, fsStat, fsDelete,
   logWrite,
   processInfo,
+  commandStatus, commandList,
 ];
 
 export const methodsByName: ReadonlyMap<string, MethodDescriptor> = new Map(methods.map((m) => [m.name, m]));
 
 /** Namespaces an environment's `commands` policy can name. `session` is always allowed. */
-export const commandNamespaces: readonly string[] = [...new Set(methods.filter((m) => m.host === 'executor').map((m) => m.namespace))];
+export const commandNamespaces: readonly string[] = [...new Set(methods.filter((m) => m.namespace !== 'session').map((m) => m.namespace))];
