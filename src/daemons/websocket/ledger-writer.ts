@@ -20,7 +20,8 @@ const RETRY_MS = 200;
 
 export class LedgerWriter {
   private accepts: (AcceptOp & { waiting: Waiting<CommandEntry | null> })[] = [];
-  private later: { op: LaterOp; done: () => void }[] = [];
+  /** `op` undefined: a barrier, acknowledged with the batch it rides in. */
+  private later: { op: LaterOp | undefined; done: () => void }[] = [];
   private immediate: NodeJS.Immediate | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -38,6 +39,14 @@ export class LedgerWriter {
   record(op: LaterOp): Promise<void> {
     return new Promise((resolve) => {
       this.later.push({ op, done: resolve });
+      if (!this.immediate) this.timer ??= setTimeout(() => this.flush(), LATER_DELAY_MS);
+    });
+  }
+
+  /** Resolves once every change recorded before it is durable (read-your-writes for command.*). */
+  barrier(): Promise<void> {
+    return new Promise((resolve) => {
+      this.later.push({ op: undefined, done: resolve });
       if (!this.immediate) this.timer ??= setTimeout(() => this.flush(), LATER_DELAY_MS);
     });
   }
@@ -60,7 +69,9 @@ export class LedgerWriter {
     this.accepts = [];
     if (later.length === 0 && accepts.length === 0) return;
     // Later ops first: a drop or finish of a key always precedes a new accept of it.
-    const ops: LedgerOp[] = later.map((l) => l.op);
+    const ops: LedgerOp[] = [];
+    for (const l of later) if (l.op) ops.push(l.op);
+    const nLater = ops.length;
     for (const a of accepts) {
       const { waiting: _w, ...op } = a;
       ops.push(op);
@@ -68,7 +79,7 @@ export class LedgerWriter {
     this.daemon.call<(CommandEntry | null)[]>('ledger.write', { ops }).then(
       (answers) => {
         for (const l of later) l.done();
-        accepts.forEach((a, i) => a.waiting.resolve(answers[later.length + i] ?? null));
+        accepts.forEach((a, i) => a.waiting.resolve(answers[nLater + i] ?? null));
       },
       (err: Error) => {
         for (const a of accepts) a.waiting.reject(err);

@@ -483,6 +483,8 @@ export class Router {
       if (!this.ledger) throw new ContinuumError('METHOD_NOT_FOUND', `${method.name} is not served: the command ledger is turned off in this server's config`);
       // A command whose executor just died is recorded as lost within DYING_WAIT_MS: answer after that.
       await this.dying.get(binding.executorId)?.settled;
+      // What this edge already answered is in the ledger before the ledger is read.
+      await this.ledger.barrier();
       if (method.name === commandStatus.name) {
         const { requestId } = parseParams<{ requestId: string }>(method, params);
         const entry = await this.ledger.get(binding.sessionId, requestId);
