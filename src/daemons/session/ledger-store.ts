@@ -158,6 +158,8 @@ export class LedgerStore {
     switch (op.op) {
       case 'accept': {
         const existing = this.stmt.get.get(op.s, op.r);
+        // The same edge run sending an accept again: its earlier try landed but the answer was lost.
+        if (existing?.state === 'accepted' && existing.edge_run === edgeRun) return null;
         if (existing) return toEntry(existing);
         this.stmt.insert.run(op.s, op.r, op.scope, op.env, op.m, edgeRun, op.ex, op.at);
         return null;

@@ -16,10 +16,12 @@ interface Waiting<T> {
 
 /** Later ops wait this long for company: a start and a finish of a quick command share one commit. */
 const LATER_DELAY_MS = 2;
-const RETRY_MS = 200;
+const RETRY_MS = 50;
+/** How long a command waits for the ledger (a session-daemon restart) before it is refused. */
+const ACCEPT_WAIT_MS = 5_000;
 
 export class LedgerWriter {
-  private accepts: (AcceptOp & { waiting: Waiting<CommandEntry | null> })[] = [];
+  private accepts: (AcceptOp & { waiting: Waiting<CommandEntry | null>; since: number })[] = [];
   /** `op` undefined: a barrier, acknowledged with the batch it rides in. */
   private later: { op: LaterOp | undefined; done: () => void }[] = [];
   private immediate: NodeJS.Immediate | undefined;
@@ -30,7 +32,7 @@ export class LedgerWriter {
   /** Durable before it resolves: null for a new entry, else the entry that exists already. */
   accept(op: AcceptOp): Promise<CommandEntry | null> {
     return new Promise((resolve, reject) => {
-      this.accepts.push({ ...op, waiting: { resolve, reject } });
+      this.accepts.push({ ...op, waiting: { resolve, reject }, since: Date.now() });
       this.immediate ??= setImmediate(() => this.flush());
     });
   }
@@ -73,7 +75,7 @@ export class LedgerWriter {
     for (const l of later) if (l.op) ops.push(l.op);
     const nLater = ops.length;
     for (const a of accepts) {
-      const { waiting: _w, ...op } = a;
+      const { waiting: _w, since: _s, ...op } = a;
       ops.push(op);
     }
     this.daemon.call<(CommandEntry | null)[]>('ledger.write', { ops }).then(
@@ -82,8 +84,12 @@ export class LedgerWriter {
         accepts.forEach((a, i) => a.waiting.resolve(answers[nLater + i] ?? null));
       },
       (err: Error) => {
-        for (const a of accepts) a.waiting.reject(err);
         // Nothing of an unacknowledged batch is known to have landed: send it again later.
+        // Commands wait a while for a restarting session daemon rather than fail at once.
+        const now = Date.now();
+        const retry = accepts.filter((a) => now - a.since < ACCEPT_WAIT_MS);
+        for (const a of accepts) if (now - a.since >= ACCEPT_WAIT_MS) a.waiting.reject(err);
+        this.accepts = retry.concat(this.accepts);
         this.later = later.concat(this.later);
         this.timer ??= setTimeout(() => this.flush(), RETRY_MS);
         this.timer.unref();
