@@ -128,6 +128,8 @@ export type LedgerOp =
       r: string;
       state: 'completed' | 'failed' | 'lost';
       at: number;
+      /** When it was dispatched, for a command whose `start` was never written (it finished first). */
+      started?: number;
       exit?: { exitCode: number | null; signal: string | null; timedOut: boolean };
       error?: { code: number; message: string; data?: unknown };
       lost?: import('./methods/command.js').LostReason;

@@ -76,7 +76,7 @@ describe('command ledger', () => {
       assert.equal(done.resultCut, false);
 
       // An error answer is `failed`, with the error.
-      send(raw, 'life-2', 'fs.read', { path: 'no/such/file' });
+      send(raw, 'life-2', 'fs.delete', { path: 'no/such/file' });
       const err = await answer(raw, 'life-2');
       assert.equal(err.error?.code, -32602);
       const failed = entryOf(await status(raw, 'life-2'));
@@ -85,12 +85,16 @@ describe('command ledger', () => {
       assert.equal(failed.error?.message, err.error?.message);
 
       // Numeric ids are scoped to their connection: in the list, not addressable by command.status.
-      const ping = await raw.call('system.ping');
-      assert.equal(ping.error, undefined);
+      const set = await raw.call('state.set', { key: 'n', value: 1 });
+      assert.equal(set.error, undefined);
+      // Read-only methods change nothing and are not kept: running them again is the same.
+      send(raw, 'read-1', 'system.ping');
+      await answer(raw, 'read-1');
+      assert.equal((await status(raw, 'read-1')).error?.code, -32014);
       const list = (await raw.call('command.list', {})).result as { entries: CommandEntry[]; more: boolean };
       assert.deepEqual(list.entries.filter((e) => e.idScope === 'request').map((e) => [e.requestId, e.state]), [['life-1', 'completed'], ['life-2', 'failed']]);
       const scoped = list.entries.filter((e) => e.idScope === 'connection');
-      assert.ok(scoped.some((e) => e.method === 'system.ping' && e.state === 'completed'), JSON.stringify(scoped));
+      assert.ok(scoped.some((e) => e.method === 'state.set' && e.state === 'completed'), JSON.stringify(scoped));
       assert.ok(scoped.every((e) => e.requestId.startsWith('#')));
       const since = (await raw.call('command.list', { since: done.acceptedAt + 1 })).result as { entries: CommandEntry[] };
       assert.ok(!since.entries.some((e) => e.requestId === 'life-1'), 'since excludes older entries');
@@ -149,9 +153,10 @@ describe('command ledger', () => {
       assert.equal(fs.readFileSync(path.join(workspace, 'appended.txt'), 'utf8'), 'line\nslow\n');
 
       // A recorded failure is answered again as it was.
-      send(raw, 'fail-1', 'fs.read', { path: 'missing' });
+      send(raw, 'fail-1', 'fs.delete', { path: 'missing' });
       const f1 = await answer(raw, 'fail-1');
-      send(raw, 'fail-1', 'fs.read', { path: 'missing' });
+      assert.equal(f1.error?.code, -32602);
+      send(raw, 'fail-1', 'fs.delete', { path: 'missing' });
       assert.deepEqual(await answer(raw, 'fail-1', 2), f1);
     } finally {
       raw.close();
@@ -208,21 +213,22 @@ describe('command ledger', () => {
       assert.equal((await status(persona.raw, 'p-0')).error?.code, -32014);
       assert.equal(entryOf(await status(persona.raw, 'p-11')).state, 'completed');
 
-      send(agent.raw, 'a-old', 'system.ping');
+      send(agent.raw, 'a-old', 'log.write', { level: 'info', message: 'old' });
       await answer(agent.raw, 'a-old');
       assert.equal(entryOf(await status(agent.raw, 'a-old')).state, 'completed');
       await waitFor(async () => (await status(agent.raw, 'a-old')).error?.code === -32014, 10_000, 'the age limit (1 s)');
 
       // Close: the session's entries go with it; a new session of the same id starts empty.
-      send(persona.raw, 'kept', 'state.get', { key: 'k' });
+      send(persona.raw, 'kept', 'state.delete', { key: 'nothing' });
       await answer(persona.raw, 'kept');
       assert.equal((await persona.raw.call('session.close')).error, undefined);
       const again = await RawClient.open(tree.url, tree.token('persona'));
       try {
         assert.equal((await again.call('session.connect', { environment: 'persona', sessionId: persona.sessionId })).error, undefined);
         assert.equal((await status(again, 'kept')).error?.code, -32014);
-        send(again, 'kept', 'state.get', { key: 'k' });
-        assert.deepEqual((await answer(again, 'kept')).result, { value: null }, 'the id ran afresh in the new session');
+        send(again, 'kept', 'state.set', { key: 'k', value: 'new' });
+        assert.deepEqual((await answer(again, 'kept')).result, { ok: true });
+        assert.deepEqual((await again.call('state.get', { key: 'k' })).result, { value: 'new' }, 'the id ran afresh in the new session');
       } finally {
         again.close();
       }

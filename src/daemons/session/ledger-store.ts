@@ -1,11 +1,8 @@
 // The command ledger: one row per request the edge accepted, keyed by (session, request id),
-// in its own SQLite file (WAL, synchronous=FULL). The edge's `ledger.write` calls that
-// arrive in the same tick are committed in one transaction and acknowledged after it
-// (group commit), so an acknowledged state change survives a kill -9 of this process.
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
-import { ContinuumError } from '../../protocol/errors.js';
+// in the session store's database (WAL, synchronous=FULL). The edge's `ledger.write` calls
+// are committed in the store's transaction of that tick, with the session writes, and
+// acknowledged after it (group commit): an acknowledged state change survives a kill -9.
+import type Database from 'better-sqlite3';
 import type { LedgerOp } from '../../protocol/internal.js';
 import type { CommandEntry, LostReason } from '../../protocol/methods/command.js';
 
@@ -53,43 +50,36 @@ export function toEntry(r: Row): CommandEntry {
 export type WriteAnswer = (CommandEntry | null)[];
 
 export class LedgerStore {
-  private readonly db: Database.Database;
-  private queue: { edgeRun: string; ops: LedgerOp[]; resolve: (a: WriteAnswer) => void; reject: (e: Error) => void }[] = [];
-  private flushScheduled = false;
   private readonly stmt;
 
-  constructor(file: string) {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+  constructor(
+    private readonly db: Database.Database,
+    private readonly commit: <T>(write: () => T) => Promise<T>,
+  ) {
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS ledger (
         session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL,
         method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT,
         accepted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
         exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (session_id, request_id));
-      CREATE INDEX IF NOT EXISTS ledger_session_time ON ledger(session_id, accepted_at);
+        PRIMARY KEY (session_id, request_id)) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS ledger_env_time ON ledger(environment, accepted_at);
-      CREATE INDEX IF NOT EXISTS ledger_open ON ledger(edge_run) WHERE state IN ('accepted', 'started');
     `);
     this.stmt = {
       get: this.db.prepare<[string, string], Row>('SELECT * FROM ledger WHERE session_id = ? AND request_id = ?'),
-      insert: this.db.prepare('INSERT INTO ledger (session_id, request_id, scope, environment, method, state, edge_run, executor_id, accepted_at) VALUES (?, ?, ?, ?, ?, \'accepted\', ?, ?, ?)'),
+      insert: this.db.prepare('INSERT OR IGNORE INTO ledger (session_id, request_id, scope, environment, method, state, edge_run, executor_id, accepted_at) VALUES (?, ?, ?, ?, ?, \'accepted\', ?, ?, ?)'),
       start: this.db.prepare("UPDATE ledger SET state = 'started', started_at = ? WHERE session_id = ? AND request_id = ? AND state = 'accepted'"),
       finish: this.db.prepare(
-        "UPDATE ledger SET state = @state, started_at = COALESCE(started_at, @at), finished_at = @at, exit = @exit, error = @error, lost = @lost, result = @result, cut = @cut WHERE session_id = @s AND request_id = @r AND state IN ('accepted', 'started')",
+        "UPDATE ledger SET state = ?, started_at = COALESCE(started_at, ?), finished_at = ?, exit = ?, error = ?, lost = ?, result = ?, cut = ? WHERE session_id = ? AND request_id = ? AND state IN ('accepted', 'started')",
       ),
       drop: this.db.prepare("DELETE FROM ledger WHERE session_id = ? AND request_id = ? AND state = 'accepted' AND edge_run = ?"),
       orphans: this.db.prepare<[string], Row>("SELECT * FROM ledger WHERE state IN ('accepted', 'started') AND edge_run != ?"),
-      list: this.db.prepare<[string, number, number], Row>('SELECT * FROM ledger WHERE session_id = ? AND accepted_at >= ? ORDER BY accepted_at, rowid LIMIT ?'),
+      list: this.db.prepare<[string, number, number], Row>('SELECT * FROM ledger WHERE session_id = ? AND accepted_at >= ? ORDER BY accepted_at, request_id LIMIT ?'),
       deleteSession: this.db.prepare('DELETE FROM ledger WHERE session_id = ?'),
       expire: this.db.prepare("DELETE FROM ledger WHERE environment = ? AND accepted_at < ? AND state IN ('completed', 'failed', 'lost')"),
       count: this.db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM ledger WHERE environment = ? AND state IN ('completed', 'failed', 'lost')"),
       trim: this.db.prepare(
-        "DELETE FROM ledger WHERE rowid IN (SELECT rowid FROM ledger WHERE environment = ? AND state IN ('completed', 'failed', 'lost') ORDER BY accepted_at LIMIT ?)",
+        "DELETE FROM ledger WHERE (session_id, request_id) IN (SELECT session_id, request_id FROM ledger WHERE environment = ? AND state IN ('completed', 'failed', 'lost') ORDER BY accepted_at LIMIT ?)",
       ),
       counts: this.db.prepare<[], { state: string; n: number }>('SELECT state, COUNT(*) AS n FROM ledger GROUP BY state'),
     };
@@ -107,13 +97,7 @@ export class LedgerStore {
 
   /** Group-committed with every other write of this tick; resolves once durable. */
   write(edgeRun: string, ops: LedgerOp[]): Promise<WriteAnswer> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ edgeRun, ops, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+    return this.commit(() => ops.map((op) => this.apply(edgeRun, op)));
   }
 
   /**
@@ -125,7 +109,7 @@ export class LedgerStore {
     return this.db.transaction(() => {
       const rows = this.stmt.orphans.all(currentRun);
       for (const r of rows) {
-        this.stmt.finish.run({ s: r.session_id, r: r.request_id, state: 'lost', at: now, exit: null, error: null, lost: JSON.stringify(reason), result: null, cut: 0 });
+        this.stmt.finish.run('lost', now, now, null, null, JSON.stringify(reason), null, 0, r.session_id, r.request_id);
       }
       return rows.map((r) => ({ sessionId: r.session_id, requestId: r.request_id, environment: r.environment, method: r.method }));
     })();
@@ -149,54 +133,36 @@ export class LedgerStore {
     return Object.fromEntries(this.stmt.counts.all().map((r) => [r.state, r.n]));
   }
 
-  close(): void {
-    this.flush();
-    this.db.close();
-  }
-
   private apply(edgeRun: string, op: LedgerOp): CommandEntry | null {
     switch (op.op) {
       case 'accept': {
-        const existing = this.stmt.get.get(op.s, op.r);
+        // Connection-scoped ids are unique by construction; a client's string id may be a resend.
+        if (this.stmt.insert.run(op.s, op.r, op.scope, op.env, op.m, edgeRun, op.ex, op.at).changes === 1) return null;
+        const existing = this.stmt.get.get(op.s, op.r)!;
         // The same edge run sending an accept again: its earlier try landed but the answer was lost.
-        if (existing?.state === 'accepted' && existing.edge_run === edgeRun) return null;
-        if (existing) return toEntry(existing);
-        this.stmt.insert.run(op.s, op.r, op.scope, op.env, op.m, edgeRun, op.ex, op.at);
-        return null;
+        if (existing.state === 'accepted' && existing.edge_run === edgeRun) return null;
+        return toEntry(existing);
       }
       case 'start':
         this.stmt.start.run(op.at, op.s, op.r);
         return null;
       case 'finish':
-        this.stmt.finish.run({
-          s: op.s,
-          r: op.r,
-          state: op.state,
-          at: op.at,
-          exit: op.exit ? JSON.stringify(op.exit) : null,
-          error: op.error ? JSON.stringify(op.error) : null,
-          lost: op.lost ? JSON.stringify(op.lost) : null,
-          result: op.result ?? null,
-          cut: op.cut ? 1 : 0,
-        });
+        this.stmt.finish.run(
+          op.state,
+          op.started ?? op.at,
+          op.at,
+          op.exit ? JSON.stringify(op.exit) : null,
+          op.error ? JSON.stringify(op.error) : null,
+          op.lost ? JSON.stringify(op.lost) : null,
+          op.result ?? null,
+          op.cut ? 1 : 0,
+          op.s,
+          op.r,
+        );
         return null;
       case 'drop':
         this.stmt.drop.run(op.s, op.r, edgeRun);
         return null;
-    }
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    try {
-      const answers = this.db.transaction(() => batch.map((b) => b.ops.map((op) => this.apply(b.edgeRun, op))))();
-      batch.forEach((b, i) => b.resolve(answers[i]!));
-    } catch (err) {
-      const e = new ContinuumError('INTERNAL', `the ledger could not write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { retryable: true }, { cause: err });
-      for (const b of batch) b.reject(e);
     }
   }
 }

@@ -27,7 +27,7 @@ const busKey = boot.busKey ?? '';
 const environments = new Map(boot.config.environments.map((e) => [e.name, e]));
 
 const store = new SessionStore(path.join(paths.state, 'sessions.db'));
-const ledger = new LedgerStore(path.join(paths.state, 'ledger.db'));
+const ledger = new LedgerStore(store.db, (write) => store.commit(write));
 const executorLinks = new Map<string, RpcLink>();
 /** The edge's run id per link: entries left open by another run are lost. */
 const edgeRuns = new WeakMap<RpcLink, string>();
@@ -279,7 +279,6 @@ const channel = new SupervisorChannel(async () => {
   clearInterval(ledgerTimer);
   await server.close();
   store.close();
-  ledger.close();
   log.info('session daemon stopped');
 });
 channel.onQuery((q) => (q === 'sessionCounts' ? store.counts() : null));

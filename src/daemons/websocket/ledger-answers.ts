@@ -22,7 +22,7 @@ interface ShellResult {
 }
 
 /** The finish op for an answer body (a JSON-RPC response as the executor sent it). */
-export function finishOf(base: { s: string; r: string; at: number }, method: string, id: RequestId | null, isError: boolean, body: Buffer, cap: number): FinishOp {
+export function finishOf(base: { s: string; r: string; at: number; started: number }, method: string, id: RequestId | null, isError: boolean, body: Buffer, cap: number): FinishOp {
   if (isError) {
     let error: FinishOp['error'];
     try {

@@ -15,7 +15,7 @@ interface Waiting<T> {
 }
 
 /** Later ops wait this long for company: a start and a finish of a quick command share one commit. */
-const LATER_DELAY_MS = 2;
+const LATER_DELAY_MS = 5;
 const RETRY_MS = 50;
 /** How long a command waits for the ledger (a session-daemon restart) before it is refused. */
 const ACCEPT_WAIT_MS = 5_000;

@@ -45,6 +45,8 @@ interface Tracked {
   waiters: { conn: ClientConnection; id: RequestId | null }[];
   /** The answer, once known: what a later resend gets until the ledger has it. */
   answer?: string | Buffer;
+  /** When it was dispatched; its `start` is written only if it is still running a moment later. */
+  dispatchedAt?: number;
 }
 
 interface Inflight {
@@ -69,6 +71,12 @@ interface Dying {
 }
 
 const DYING_WAIT_MS = 2_000;
+/**
+ * A command still running this long after dispatch gets its `started` written; one that
+ * finishes sooner goes from accepted to its final state in one write that carries its start
+ * time. Half the ledger's writes for quick commands, at the cost of `started` showing late.
+ */
+const START_AFTER_MS = 25;
 
 const SESSION_METHODS = new Set(['session.connect', 'session.join', 'session.info', 'session.close']);
 const LEDGER_QUERIES = new Set([commandStatus.name, commandList.name]);
@@ -89,6 +97,7 @@ export class Router {
   /** Keys whose never-dispatched entry is being removed: a resend waits for that. */
   private readonly dropping = new Set<string>();
   private readonly dying = new Map<string, Dying>();
+  private unstarted: Tracked[] = [];
 
   constructor(
     private readonly config: Config,
@@ -101,6 +110,7 @@ export class Router {
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
     setInterval(() => this.sweepDeadlines(), 250).unref();
+    if (ledger) setInterval(() => this.recordStarts(), START_AFTER_MS).unref();
     // Touch often enough that an active session can't look idle to the expiry sweep.
     const shortestIdle = Math.min(...config.environments.map((e) => e.sessionIdleMs));
     setInterval(() => this.flushTouches(), Math.max(250, Math.min(5_000, Math.floor(shortestIdle / 4)))).unref();
@@ -164,7 +174,7 @@ export class Router {
       this.serveLedgerQuery(conn, binding, method, id, request.params);
       return;
     }
-    if (this.ledger) this.admit(conn, binding, method, id, data, request.params);
+    if (this.ledger && !method.readOnly) this.admit(conn, binding, method, id, data, request.params);
     else this.dispatch(conn, binding, method, id, data, request.params, undefined);
   }
 
@@ -237,7 +247,16 @@ export class Router {
     conn.inflight++;
     this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: binding.executorId, start: now, deadline: now + budget + DEADLINE_GRACE_MS, tracked });
     this.touched.add(binding.sessionId);
-    if (tracked) void this.ledger!.record({ op: 'start', s: tracked.sessionId, r: tracked.requestId, at: now });
+    if (tracked) {
+      tracked.dispatchedAt = now;
+      this.unstarted.push(tracked);
+    }
+  }
+
+  private recordStarts(): void {
+    const due = this.unstarted;
+    this.unstarted = [];
+    for (const t of due) if (t.answer === undefined) void this.ledger!.record({ op: 'start', s: t.sessionId, r: t.requestId, at: t.dispatchedAt! });
   }
 
   private drop(tracked: Tracked): void {
@@ -285,7 +304,7 @@ export class Router {
       tracked.waiters = [];
       tracked.answer = body;
       const at = Date.now();
-      this.finish(tracked, finishOf({ s: tracked.sessionId, r: tracked.requestId, at }, entry.method, entry.id, isError, body, this.outputCap.get(entry.environment) ?? 65_536));
+      this.finish(tracked, finishOf({ s: tracked.sessionId, r: tracked.requestId, at, started: entry.start }, entry.method, entry.id, isError, body, this.outputCap.get(entry.environment) ?? 65_536));
     }
     let code: number | undefined;
     if (isError) {
@@ -346,7 +365,7 @@ export class Router {
       for (const w of tracked.waiters) this.replyRaw(w.conn, frame);
       tracked.waiters = [];
       tracked.answer = frame;
-      this.finish(tracked, { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'lost', at, lost: reason });
+      this.finish(tracked, { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'lost', at, started: entry.start, lost: reason });
     }
   }
 
@@ -384,7 +403,7 @@ export class Router {
       for (const w of tracked.waiters) this.replyRaw(w.conn, frame);
       tracked.waiters = [];
       tracked.answer = frame;
-      this.finish(tracked, { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'failed', at: Date.now(), error: error.toRpc() });
+      this.finish(tracked, { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'failed', at: Date.now(), started: entry.start, error: error.toRpc() });
     }
     this.logCommand(entry, entry.conn, entry.id, entry.method, Date.now() - entry.start, outcome, error.rpcCode, link);
   }

@@ -42,6 +42,7 @@ export type CommandEntry = z.infer<typeof commandEntrySchema>;
 
 export const commandStatus = defineMethod({
   name: 'command.status',
+  readOnly: true,
   description: "A request's ledger entry in the bound session, by its string id: state (accepted, started, completed, failed, lost), times, exit status, the result kept.",
   host: 'edge',
   concurrent: true,
@@ -51,6 +52,7 @@ export const commandStatus = defineMethod({
 
 export const commandList = defineMethod({
   name: 'command.list',
+  readOnly: true,
   description: "The bound session's ledger entries accepted at or after `since` (epoch ms), oldest first.",
   host: 'edge',
   concurrent: true,
