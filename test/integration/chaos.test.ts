@@ -16,6 +16,7 @@ const ENVIRONMENTS = ['browser', 'server', 'remote', 'agent', 'persona'] as cons
 const CLIENTS = 50;
 const RUN_MS = Number(process.env.CHAOS_MS ?? 60_000);
 const REQUEST_TIMEOUT_MS = 20_000;
+const WARMUP_MS = 10_000;
 /** Errors a client may see while processes die under it: all typed, all meaning "try again" or "lost". */
 const EXPECTED = new Set(['CONTINUUM_EXECUTOR_UNAVAILABLE', 'CONTINUUM_COMMAND_LOST', 'CONTINUUM_TIMEOUT', 'CONTINUUM_OVERLOADED', 'CONTINUUM_CONNECTION_LOST']);
 const rand = (n: number) => Math.floor(Math.random() * n);
@@ -117,7 +118,8 @@ describe('chaos', () => {
       drivers.push({ client, env, value: 0, cwd: base, base });
     }
 
-    const until = Date.now() + RUN_MS;
+    const loadStart = Date.now();
+    const until = loadStart + RUN_MS;
     const load = Promise.all(drivers.map((d) => drive(d, until)));
 
     // `continuum ps` is slow on a loaded machine, so it runs in a loop of its own; the driver
@@ -131,16 +133,14 @@ describe('chaos', () => {
       }
     })();
     await waitFor(() => rows.length > 0, 20_000, 'a first `continuum ps`');
-    await sleep(2_000);
-    const edgeSamples: { pid: number; rss: number }[] = [];
+    const edgeSamples: { pid: number; rss: number; at: number }[] = [];
     const sampleEdge = () => {
       const pid = rows.find((r) => r.id === 'websocket-daemon')?.pid;
       const rss = pid ? rssOf(pid) : undefined;
-      if (pid && rss) edgeSamples.push({ pid, rss });
+      if (pid && rss) edgeSamples.push({ pid, rss, at: Date.now() });
     };
     const sampler = setInterval(sampleEdge, 1_000);
-    sampleEdge();
-    const rssStart = edgeSamples[0]!;
+    sampler.unref();
 
     const kills = new Map<string, number>();
     const killLog: string[] = [];
@@ -162,13 +162,15 @@ describe('chaos', () => {
       } catch {
         skipped++; // it died by itself meanwhile
       }
-      sampleEdge();
     }
     await load;
 
     polling = false;
     clearInterval(sampler);
     await poller;
+    // The edge's heap grows to its working size in the first seconds of load (V8 sizes its
+    // young generation to the allocation rate): "start" is the first sample after that warm-up.
+    const rssStart = edgeSamples.find((x) => x.at >= loadStart + WARMUP_MS) ?? edgeSamples[0]!;
 
     // Everything comes back, and every client is connected again.
     for (const id of targets) await tree.waitRunning(id, null, 20_000);
@@ -214,7 +216,7 @@ describe('chaos', () => {
       `  requests: ${requests}; outcomes: ${[...outcomes].map(([k, v]) => `${k.replace('CONTINUUM_', '')} ${v}`).join(', ')}; hung: ${hung}`,
       `  kills: ${[...kills.values()].reduce((a, b) => a + b, 0)} (${[...kills].map(([k, v]) => `${k} ×${v}`).join(', ')}); ${skipped} skipped (target restarting)`,
       `  ledger entries: ${[...states].map(([k, v]) => `${k} ${v}`).join(', ')}; lost reasons: ${[...lostReasons].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
-      `  edge RSS: ${mib(rssStart.rss)} at the start (pid ${rssStart.pid}), ${mib(rssEnd.rss)} at the end (pid ${rssEnd.pid}); ${edgePids.length} edge process(es) seen`,
+      `  edge RSS: ${mib(rssStart.rss)} at the start (pid ${rssStart.pid}, ${WARMUP_MS / 1000} s into the load), ${mib(rssEnd.rss)} at the end (pid ${rssEnd.pid}); ${edgePids.length} edge process(es) seen`,
       `  edge RSS per process (first → last, max): ${edgePids.map((pid) => { const xs = edgeSamples.filter((x) => x.pid === pid).map((x) => x.rss); return `${pid}: ${mib(xs[0]!)} → ${mib(xs.at(-1)!)} (max ${mib(Math.max(...xs))}, ${xs.length} samples)`; }).join('; ')}`,
       `  state/cwd mismatches: ${mismatches.length}; unexpected errors: ${unexpected.length}`,
     ].join('\n');

@@ -99,6 +99,10 @@ describe('command ledger', () => {
       const since = (await raw.call('command.list', { since: done.acceptedAt + 1 })).result as { entries: CommandEntry[] };
       assert.ok(!since.entries.some((e) => e.requestId === 'life-1'), 'since excludes older entries');
 
+      // The command namespace is in the default policy, and listed.
+      const names = ((await raw.call('system.commands')).result as { name: string }[]).map((c) => c.name);
+      assert.ok(names.includes('command.status') && names.includes('command.list'), names.join(' '));
+
       // Unknown ids and bad params are clear errors.
       assert.equal((await status(raw, 'never-sent')).error?.code, -32014);
       assert.equal((await raw.call('command.status', { requestId: 5 })).error?.code, -32602);
