@@ -107,6 +107,7 @@ server.on('upgrade', (req, socket, head) => {
       backlog: undefined,
       serial: `${edgeRun.slice(0, 8)}-${++connections}`,
       seq: 0,
+      ordered: [],
     };
     ws.on('message', (data: Buffer, isBinary) => router.onMessage(conn, data, isBinary));
     ws.on('close', () => router.onClose(conn));

@@ -1,6 +1,7 @@
 // The edge's hot path: a client frame is checked, then forwarded to the bound session's
 // executor as the same bytes; the executor's answer goes back to the client as it came.
-// Only session.* methods are served here, with the session daemon's help.
+// Only session.* and command.* (the ledger) are served here, with the session daemon's help;
+// other commands are dispatched once their ledger entry is durable (ledger-gate.ts).
 import type WebSocket from 'ws';
 import type { Frame } from '../../bus/frame-codec.js';
 import { FrameKind, ResponseFlags } from '../../bus/frame-codec.js';
@@ -10,15 +11,14 @@ import { audit } from '../../logging/audit-line.js';
 import { emitRecord } from '../../logging/child-log.js';
 import { ContinuumError, toContinuumError } from '../../protocol/errors.js';
 import { errorFrame, notificationFrame, parseRequest, sniffId, successFrame, type RequestId } from '../../protocol/jsonrpc.js';
-import { lostReasonOf, lostError, replayFrame } from '../../protocol/ledger.js';
 import type { ExecutorStatus } from '../../protocol/internal.js';
 import type { MethodDescriptor } from '../../protocol/method.js';
-import { commandList, commandStatus, FINAL_COMMAND_STATES, type LostReason } from '../../protocol/methods/command.js';
+import { commandList, commandStatus } from '../../protocol/methods/command.js';
 import { methodsByName } from '../../protocol/methods/index.js';
 import type { ExecutorLink, ExecutorPool } from './executor-pool.js';
-import { finishOf } from './ledger-answers.js';
+import { LedgerGate, type Tracked } from './ledger-gate.js';
 import type { LedgerWriter } from './ledger-writer.js';
-import { parseParams, type Binding, type SessionBinder } from './session-binder.js';
+import type { Binding, SessionBinder } from './session-binder.js';
 
 export interface ClientConnection {
   ws: WebSocket;
@@ -34,19 +34,8 @@ export interface ClientConnection {
   /** Unique across edge runs: the ledger's scope for this connection's numeric ids. */
   serial: string;
   seq: number;
-}
-
-/** A ledgered request of this edge, from its accept until its final state is durable. */
-interface Tracked {
-  key: string;
-  sessionId: string;
-  requestId: string;
-  /** Resends of the same string id, waiting for the answer. */
-  waiters: { conn: ClientConnection; id: RequestId | null }[];
-  /** The answer, once known: what a later resend gets until the ledger has it. */
-  answer?: string | Buffer;
-  /** When it was dispatched; its `start` is written only if it is still running a moment later. */
-  dispatchedAt?: number;
+  /** Commands waiting for their ledger entry, and those behind them, in the order sent. */
+  ordered: { ready: boolean; run: () => void }[];
 }
 
 interface Inflight {
@@ -61,23 +50,6 @@ interface Inflight {
   tracked: Tracked | undefined;
 }
 
-/** Ledgered commands of an executor whose link dropped, waiting for the supervisor to say why it died. */
-interface Dying {
-  pid: number | null;
-  entries: Inflight[];
-  timer: NodeJS.Timeout;
-  settled: Promise<void>;
-  done: () => void;
-}
-
-const DYING_WAIT_MS = 2_000;
-/**
- * A command still running this long after dispatch gets its `started` written; one that
- * finishes sooner goes from accepted to its final state in one write that carries its start
- * time. Half the ledger's writes for quick commands, at the cost of `started` showing late.
- */
-const START_AFTER_MS = 25;
-
 const SESSION_METHODS = new Set(['session.connect', 'session.join', 'session.info', 'session.close']);
 const LEDGER_QUERIES = new Set([commandStatus.name, commandList.name]);
 const DEADLINE_GRACE_MS = 5_000;
@@ -91,26 +63,24 @@ export class Router {
   private readonly touched = new Set<string>();
   private readonly allowed: Map<string, Set<string>>;
   private readonly shellDefaultTimeout: Map<string, number>;
-  private readonly outputCap: Map<string, number>;
-  /** String-id requests of this edge not yet final in the ledger, by session + id. */
-  private readonly open = new Map<string, Tracked>();
-  /** Keys whose never-dispatched entry is being removed: a resend waits for that. */
-  private readonly dropping = new Set<string>();
-  private readonly dying = new Map<string, Dying>();
-  private unstarted: Tracked[] = [];
+  /** The command ledger around dispatch; undefined when it is turned off. */
+  private readonly ledger: LedgerGate | undefined;
 
   constructor(
     private readonly config: Config,
     private readonly pool: ExecutorPool,
     private readonly binder: SessionBinder,
     private readonly touch: (ids: string[]) => void,
-    private readonly ledger: LedgerWriter | undefined,
+    writer: LedgerWriter | undefined,
   ) {
-    this.outputCap = new Map(config.environments.map((e) => [e.name, e.ledger.outputBytes]));
+    const hooks = {
+      send: (conn: ClientConnection, frame: string | Buffer) => this.replyRaw(conn, frame),
+      log: (binding: Binding, conn: ClientConnection, id: RequestId | null, method: string, outcome: string, code: number | undefined) => this.logCommand(binding, conn, id, method, 0, outcome, code, undefined),
+    };
+    this.ledger = writer ? new LedgerGate(config, writer, hooks) : undefined;
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
     setInterval(() => this.sweepDeadlines(), 250).unref();
-    if (ledger) setInterval(() => this.recordStarts(), START_AFTER_MS).unref();
     // Touch often enough that an active session can't look idle to the expiry sweep.
     const shortestIdle = Math.min(...config.environments.map((e) => e.sessionIdleMs));
     setInterval(() => this.flushTouches(), Math.max(250, Math.min(5_000, Math.floor(shortestIdle / 4)))).unref();
@@ -174,54 +144,30 @@ export class Router {
       this.serveLedgerQuery(conn, binding, method, id, request.params);
       return;
     }
-    if (this.ledger && !method.readOnly) this.admit(conn, binding, method, id, data, request.params);
-    else this.dispatch(conn, binding, method, id, data, request.params, undefined);
-  }
-
-  /** Writes the ledger entry, then dispatches; a resent string id gets the first one's answer instead. */
-  private admit(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, data: Buffer, params: unknown): void {
-    const scoped = typeof id === 'string';
-    const requestId = scoped ? id : `#${conn.serial}.${++conn.seq}`;
-    const key = `${binding.sessionId}\n${requestId}`;
-    if (scoped) {
-      const running = this.open.get(key);
-      if (running) {
-        if (running.answer !== undefined) this.replyRaw(conn, running.answer);
-        else running.waiters.push({ conn, id });
-        return;
+    if (!this.ledger || method.readOnly) {
+      if (conn.ordered.length === 0) this.dispatch(conn, binding, method, id, data, request.params, undefined);
+      else {
+        // Behind this connection's commands still waiting for their ledger entry: sent order is run order.
+        conn.inflight++;
+        conn.ordered.push({ ready: true, run: () => (conn.inflight--, this.dispatch(conn, binding, method, id, data, request.params, undefined)) });
       }
-      if (this.dropping.has(key)) {
-        this.reply(conn, errorFrame(id, new ContinuumError('EXECUTOR_UNAVAILABLE', `request ${requestId} is being cleared from the ledger after the session daemon restarted; nothing ran; retry shortly`, { retryable: true, retryAfterMs: 200 })));
-        return;
-      }
+      return;
     }
-    const tracked: Tracked = { key, sessionId: binding.sessionId, requestId, waiters: [] };
-    if (scoped) this.open.set(key, tracked);
+    // Dispatched once its ledger entry is durable; a resent string id is answered by the gate.
+    const slot = { ready: false, run: () => {} };
+    conn.ordered.push(slot);
     conn.inflight++;
-    const op = { op: 'accept' as const, s: binding.sessionId, r: requestId, scope: scoped ? ('request' as const) : ('connection' as const), env: binding.environment, m: method.name, ex: binding.executorId, at: Date.now() };
-    this.ledger!.accept(op).then(
-      (existing) => {
-        conn.inflight--;
-        if (existing === null) {
-          this.dispatch(conn, binding, method, id, data, params, tracked);
-          return;
-        }
-        this.open.delete(key);
-        // Only an entry left open by an earlier edge run can be open and not ours; the session daemon closes those at hello.
-        const frame = FINAL_COMMAND_STATES.has(existing.state)
-          ? replayFrame(id, existing)
-          : errorFrame(id, new ContinuumError('EXECUTOR_UNAVAILABLE', `request ${requestId} is still open in the ledger; ask command.status, or retry shortly`, { retryable: true, retryAfterMs: 500 }));
-        this.answerAll(conn, tracked, frame);
-        this.logCommand(binding, conn, id, method.name, 0, 'replayed', undefined, undefined);
-      },
-      (err: Error) => {
-        conn.inflight--;
-        this.open.delete(key);
-        const e = new ContinuumError('EXECUTOR_UNAVAILABLE', `the command ledger is unavailable (${err.message}); nothing was run; retry shortly`, { retryable: true, retryAfterMs: 200 });
-        this.answerAll(conn, tracked, errorFrame(id, e));
-        this.drop(tracked);
-      },
-    );
+    void this.ledger
+      .admit(conn, binding, method, id)
+      .catch(() => undefined)
+      .then((tracked) => {
+        slot.run = () => {
+          conn.inflight--;
+          if (tracked) this.dispatch(conn, binding, method, id, data, request.params, tracked);
+        };
+        slot.ready = true;
+        while (conn.ordered[0]?.ready) conn.ordered.shift()!.run();
+      });
   }
 
   private dispatch(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, data: Buffer, params: unknown, tracked: Tracked | undefined): void {
@@ -230,12 +176,8 @@ export class Router {
     const link = this.pool.send(binding.executorId, tag, binding.sessionId, data);
     if (!link) {
       const err = this.pool.unavailable(binding.executorId)!;
-      if (tracked) {
-        // Never dispatched, so never run: as if never sent, and a resend may run it.
-        this.open.delete(tracked.key);
-        this.answerAll(conn, tracked, errorFrame(id, err));
-        this.drop(tracked);
-      } else this.reply(conn, errorFrame(id, err));
+      if (tracked) this.ledger!.notDispatched(conn, tracked, errorFrame(id, err));
+      else this.reply(conn, errorFrame(id, err));
       this.logCommand(binding, conn, id, method.name, 0, 'unavailable', err.rpcCode, link);
       return;
     }
@@ -247,35 +189,7 @@ export class Router {
     conn.inflight++;
     this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: binding.executorId, start: now, deadline: now + budget + DEADLINE_GRACE_MS, tracked });
     this.touched.add(binding.sessionId);
-    if (tracked) {
-      tracked.dispatchedAt = now;
-      this.unstarted.push(tracked);
-    }
-  }
-
-  private recordStarts(): void {
-    const due = this.unstarted;
-    this.unstarted = [];
-    for (const t of due) if (t.answer === undefined) void this.ledger!.record({ op: 'start', s: t.sessionId, r: t.requestId, at: t.dispatchedAt! });
-  }
-
-  private drop(tracked: Tracked): void {
-    this.dropping.add(tracked.key);
-    void this.ledger!.record({ op: 'drop', s: tracked.sessionId, r: tracked.requestId }).then(() => this.dropping.delete(tracked.key));
-  }
-
-  /** Sends `frame` to the requester and to every resend waiting on the same id (same id, same bytes). */
-  private answerAll(conn: ClientConnection, tracked: Tracked, frame: string | Buffer): void {
-    this.replyRaw(conn, frame);
-    for (const w of tracked.waiters) this.replyRaw(w.conn, frame);
-    tracked.waiters = [];
-  }
-
-  /** Records a final state; the key stays open (answered from memory) until the ledger has it. */
-  private finish(tracked: Tracked, op: Parameters<LedgerWriter['record']>[0]): void {
-    void this.ledger!.record(op).then(() => {
-      if (this.open.get(tracked.key) === tracked) this.open.delete(tracked.key);
-    });
+    if (tracked) this.ledger!.dispatched(tracked, now);
   }
 
   onExecutorFrame(link: ExecutorLink, frame: Frame): void {
@@ -298,14 +212,7 @@ export class Router {
       conn.cork.hold();
       conn.ws.send(body, { binary: false });
     }
-    const tracked = entry.tracked;
-    if (tracked) {
-      for (const w of tracked.waiters) this.replyRaw(w.conn, body);
-      tracked.waiters = [];
-      tracked.answer = body;
-      const at = Date.now();
-      this.finish(tracked, finishOf({ s: tracked.sessionId, r: tracked.requestId, at, started: entry.start }, entry.method, entry.id, isError, body, this.outputCap.get(entry.environment) ?? 65_536));
-    }
+    if (entry.tracked) this.ledger!.answered(entry as Inflight & { tracked: Tracked }, isError, body);
     let code: number | undefined;
     if (isError) {
       try {
@@ -321,52 +228,14 @@ export class Router {
     const lost = new ContinuumError('EXECUTOR_UNAVAILABLE', error.message, { ...error.data, ledger: 'lost' });
     for (const tag of tags) {
       const entry = this.inflight.get(tag);
-      if (entry?.tracked) this.dyingOn(link, entry);
+      if (entry?.tracked) this.ledger!.lost(link, entry as Inflight & { tracked: Tracked });
       this.fail(tag, entry?.tracked ? lost : error, 'unavailable', link);
     }
   }
 
-  /**
-   * Its executor died under a ledgered command: the command is lost. The reason (signal,
-   * the supervisor's kill) comes with the supervisor's next status, a moment after the link drops.
-   */
-  private dyingOn(link: ExecutorLink, entry: Inflight): void {
-    const id = link.status.id;
-    let batch = this.dying.get(id);
-    if (!batch) {
-      const pid = link.servedPid;
-      let done!: () => void;
-      const settled = new Promise<void>((r) => (done = r));
-      const timer = setTimeout(() => this.settleDying(id, { kind: 'link', signal: null, exitCode: null, detail: `the link to executor ${id} (pid ${pid}) dropped while it ran` }), DYING_WAIT_MS);
-      batch = { pid, entries: [], timer, settled, done };
-      this.dying.set(id, batch);
-    }
-    batch.entries.push(entry);
-  }
-
   /** The supervisor's view of the executors: says why a dead one died. */
   onStatuses(statuses: ExecutorStatus[]): void {
-    for (const s of statuses) {
-      const batch = this.dying.get(s.id);
-      if (batch && s.lastExit && s.lastExit.pid === batch.pid) this.settleDying(s.id, lostReasonOf(s.lastExit, `executor ${s.id}`));
-    }
-  }
-
-  private settleDying(executorId: string, reason: LostReason): void {
-    const batch = this.dying.get(executorId);
-    if (!batch) return;
-    this.dying.delete(executorId);
-    clearTimeout(batch.timer);
-    batch.done();
-    const at = Date.now();
-    for (const entry of batch.entries) {
-      const tracked = entry.tracked!;
-      const frame = errorFrame(entry.id, lostError({ requestId: tracked.requestId, method: entry.method, lostReason: reason }));
-      for (const w of tracked.waiters) this.replyRaw(w.conn, frame);
-      tracked.waiters = [];
-      tracked.answer = frame;
-      this.finish(tracked, { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'lost', at, started: entry.start, lost: reason });
-    }
+    this.ledger?.onStatuses(statuses);
   }
 
   onExecutorUp(link: ExecutorLink, previousPid: number | null): void {
@@ -396,15 +265,8 @@ export class Router {
     this.inflight.delete(tag);
     entry.conn.inflight--;
     this.reply(entry.conn, errorFrame(entry.id, error));
-    // A lost command is recorded once its reason is known (dyingOn); a timed-out one now.
-    const tracked = entry.tracked;
-    if (tracked && outcome === 'timeout') {
-      const frame = errorFrame(entry.id, error);
-      for (const w of tracked.waiters) this.replyRaw(w.conn, frame);
-      tracked.waiters = [];
-      tracked.answer = frame;
-      this.finish(tracked, { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'failed', at: Date.now(), started: entry.start, error: error.toRpc() });
-    }
+    // A lost command is recorded once its reason is known (LedgerGate.lost); a timed-out one now.
+    if (entry.tracked && outcome === 'timeout') this.ledger!.timedOut(entry as Inflight & { tracked: Tracked }, error);
     this.logCommand(entry, entry.conn, entry.id, entry.method, Date.now() - entry.start, outcome, error.rpcCode, link);
   }
 
@@ -442,7 +304,8 @@ export class Router {
       if (!binding) throw new ContinuumError('NO_SESSION', 'no session is bound to this connection; call session.connect or session.join first');
       if (name === 'session.info') return this.binder.info(params, binding);
       const result = await this.binder.close(params, binding);
-      this.sessionEvent(binding, 'session closed', { event: 'session.closed', requestId: id, remote: conn.remote, tokenId: conn.tokenId });
+      // The session daemon logs the close itself; the audit needs who asked.
+      audit(binding.environment, { time: Date.now(), env: binding.environment, tokenId: conn.tokenId, remote: conn.remote, sessionId: binding.sessionId, event: 'session.closed', requestId: id, outcome: 'ok' });
       this.unbind(conn);
       this.closeBindings(binding.sessionId);
       return result;
@@ -498,22 +361,10 @@ export class Router {
 
   /** command.status / command.list: the session daemon's ledger, once what this edge knows has landed. */
   private serveLedgerQuery(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, params: unknown): void {
-    const task = async (): Promise<unknown> => {
-      if (!this.ledger) throw new ContinuumError('METHOD_NOT_FOUND', `${method.name} is not served: the command ledger is turned off in this server's config`);
-      // A command whose executor just died is recorded as lost within DYING_WAIT_MS: answer after that.
-      await this.dying.get(binding.executorId)?.settled;
-      // What this edge already answered is in the ledger before the ledger is read.
-      await this.ledger.barrier();
-      if (method.name === commandStatus.name) {
-        const { requestId } = parseParams<{ requestId: string }>(method, params);
-        const entry = await this.ledger.get(binding.sessionId, requestId);
-        if (!entry) throw new ContinuumError('COMMAND_NOT_FOUND', `no request ${requestId} in the ledger of session ${binding.sessionId}: never accepted, or removed (session closed, retention)`);
-        return entry;
-      }
-      const p = parseParams<{ since?: number; limit?: number } | undefined>(method, params);
-      return this.ledger.list(binding.sessionId, p?.since ?? 0, p?.limit ?? 1_000);
-    };
-    task().then(
+    const answer = this.ledger
+      ? this.ledger.query(binding, method, params)
+      : Promise.reject(new ContinuumError('METHOD_NOT_FOUND', `${method.name} is not served: the command ledger is turned off in this server's config`));
+    answer.then(
       (result) => this.reply(conn, successFrame(id, result)),
       (err) => {
         const e = toContinuumError(err);
