@@ -19,6 +19,14 @@ function settled<T>(p: Promise<T>): Promise<T | Error> {
   return p.then((v) => v, (e: Error) => e);
 }
 
+/** The pending request settled as lost; its reason, from the ledger. */
+async function lostReason(pending: Promise<unknown>): Promise<LostReason> {
+  const err = await within(pending, 15_000, 'the pending exec to settle');
+  assert.ok(err instanceof ContinuumError, String(err));
+  assert.equal(err.code, 'CONTINUUM_COMMAND_LOST', err.message);
+  return err.data?.lostReason as LostReason;
+}
+
 describe('SDK resumes from the ledger', () => {
   let tree: Tree;
   before(async () => {
@@ -55,10 +63,7 @@ describe('SDK resumes from the ledger', () => {
       const pending = settled(client.exec('sleep 5'));
       await waitForCommand(pid, 'sleep 5');
       kill9(pid);
-      const err = await within(pending, 10_000, 'the pending exec to settle');
-      assert.ok(err instanceof ContinuumError, String(err));
-      assert.equal(err.code, 'CONTINUUM_COMMAND_LOST', err.message);
-      const reason = err.data?.lostReason as LostReason;
+      const reason = await lostReason(pending);
       assert.equal(reason.kind, 'signal');
       assert.equal(reason.signal, 'SIGKILL');
       assert.match(reason.detail, /executor agent-0/);
@@ -78,10 +83,7 @@ describe('SDK resumes from the ledger', () => {
       const reconnected = nextEvent(client, 'reconnected');
       kill9(edge);
       await within(reconnected, 20_000, 'the SDK to reconnect to the new edge');
-      const err = await within(pending, 15_000, 'the pending exec to settle');
-      assert.ok(err instanceof ContinuumError, String(err));
-      assert.equal(err.code, 'CONTINUUM_COMMAND_LOST', err.message);
-      const reason = err.data?.lostReason as LostReason;
+      const reason = await lostReason(pending);
       assert.equal(reason.signal, 'SIGKILL');
       assert.match(reason.detail, /edge/);
       const r = await client.exec('echo after');
