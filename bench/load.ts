@@ -21,17 +21,21 @@ export class BenchConn {
   /** The session this connection was bound to, when the bench bound it. */
   sessionId: string | undefined;
 
+  /** Send string ids (`<prefix><n>`) instead of numbers: the ledger's idempotent path. */
+  idPrefix: string | undefined;
+
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer) => {
       const now = performance.now();
       const m = JSON.parse(data.toString('utf8')) as RpcReply;
-      if (typeof m.id !== 'number') {
+      const n = typeof m.id === 'number' ? m.id : typeof m.id === 'string' && this.idPrefix && m.id.startsWith(this.idPrefix) ? Number(m.id.slice(this.idPrefix.length)) : undefined;
+      if (n === undefined) {
         this.notifications++;
         return;
       }
-      const h = this.pending.get(m.id);
+      const h = this.pending.get(n);
       if (!h) return;
-      this.pending.delete(m.id);
+      this.pending.delete(n);
       h(m, now);
     });
     ws.on('close', () => {
@@ -73,9 +77,10 @@ export class BenchConn {
 
   /** Sends a request; `onReply` gets the parsed answer and the time it arrived (performance.now()). */
   send(method: string, params: unknown, onReply: ReplyHandler): void {
-    const id = this.nextId++;
-    this.pending.set(id, onReply);
-    this.ws.send(params === undefined ? `{"jsonrpc":"2.0","id":${id},"method":"${method}"}` : JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+    const n = this.nextId++;
+    this.pending.set(n, onReply);
+    const id = this.idPrefix ? JSON.stringify(`${this.idPrefix}${n}`) : String(n);
+    this.ws.send(params === undefined ? `{"jsonrpc":"2.0","id":${id},"method":"${method}"}` : `{"jsonrpc":"2.0","id":${id},"method":"${method}","params":${JSON.stringify(params)}}`);
   }
 
   call(method: string, params?: unknown, timeoutMs = 15_000): Promise<RpcReply> {
@@ -169,7 +174,7 @@ export interface LoadResult {
  */
 export async function closedLoop(
   conns: BenchConn[],
-  opts: { depth: number; warmupMs: number; measureMs: number; method?: string },
+  opts: { depth: number; warmupMs: number; measureMs: number; method?: string; params?: unknown },
   hooks: { onMeasureStart?: () => void; onMeasureEnd?: () => void; progress?: (msg: string) => void } = {},
 ): Promise<LoadResult> {
   const method = opts.method ?? 'system.ping';
@@ -183,7 +188,7 @@ export async function closedLoop(
     if (phase === 'stop' || conn.closed) return;
     inflight++;
     const t0 = performance.now();
-    conn.send(method, undefined, (reply, t1) => {
+    conn.send(method, opts.params, (reply, t1) => {
       inflight--;
       if (phase === 'measure') {
         if (reply.error) {

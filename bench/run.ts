@@ -12,6 +12,7 @@
 //   3. edge RSS with 10 000 sessions (created and used once over 100 connections), then
 //      with 1 000 open connections each bound to its own session.
 //   4. kill -9 of an executor → first successfully answered ping, median of 7 kills.
+//   5. the command ledger's cost: the same load on two trees, ledger on and off, interleaved.
 //
 // Everything targets 127.0.0.1; every loop is bounded in count and time. Figures are
 // PASS/MISS against targets but never fail the run; only a broken bench exits non-zero.
@@ -23,6 +24,7 @@ import os from 'node:os';
 import { helpers, stopHelper } from './helper-process.js';
 import { log } from './log.js';
 import { phaseColdStart } from './phases/cold-start.js';
+import { phaseLedger } from './phases/ledger.js';
 import { phaseMemory } from './phases/memory.js';
 import { phasePing } from './phases/ping.js';
 import { phaseRestart } from './phases/restart.js';
@@ -47,10 +49,10 @@ process.on('SIGINT', () => {
 log(`Continuum bench: node ${process.version}, ${os.cpus().length} cores, load average ${loadAverage()}; per-command logging is on (it always is)`);
 let failed = false;
 try {
-  await phaseColdStart();
-  await phasePing();
-  await phaseMemory();
-  await phaseRestart();
+  // `npm run bench -- ledger ping` runs only the phases named; no names runs them all.
+  const only = new Set(process.argv.slice(2));
+  const phases = { 'cold-start': phaseColdStart, ping: phasePing, memory: phaseMemory, restart: phaseRestart, ledger: phaseLedger };
+  for (const [name, phase] of Object.entries(phases)) if (only.size === 0 || only.has(name)) await phase();
 } catch (err) {
   failed = true;
   log(`bench failed: ${(err as Error).stack ?? String(err)}`);

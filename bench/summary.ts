@@ -59,6 +59,7 @@ export function summary(): void {
   const enough = (F.sessionsCreated ?? 0) >= 10_000;
   rows.push([`edge RSS, ${(F.sessionsCreated ?? 0).toLocaleString('en-US')} sessions, ${SESSIONS.connections} conns open`, '', F.rss10k ? fmtMiB(F.rss10k) : 'n/a', '', '< 300 MiB', verdict(F.rss10k ? enough && F.rss10k < 300 * MiB : undefined)]);
   rows.push([`edge RSS, ${F.openConnections ?? 0} open conns, each bound`, '', F.rssOpen ? fmtMiB(F.rssOpen) : 'n/a', '', '< 300 MiB', verdict(F.rssOpen ? F.rssOpen < 300 * MiB : undefined)]);
+  for (const l of F.ledger) rows.push([`ledger on vs off: ${l.workload}`, fmtRate(l.off), fmtRate(l.on), rx(l.ratio), '≥ 0.9× off', verdict(l.ratio >= 0.9)]);
   rows.push(['diagnostics (no targets)', '', '', '', '', '']);
   if (F.relaySeq.length) {
     const r = cleanRounds('relaySeq', 'rawSeq');
@@ -85,6 +86,7 @@ export function summary(): void {
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
   process.stdout.write('\n');
   process.stdout.write(`${line(['figure', 'raw ws floor', 'Continuum', 'ratio', 'target', ''])}\n`);
+  process.stdout.write('(ledger rows: "raw ws floor" is Continuum with the ledger off)\n');
   process.stdout.write(`${'-'.repeat(w.reduce((a, b) => a + b + 2, 0))}\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
   process.stdout.write(`\nPing figures: medians over the interleaved rounds in which other processes used ≤ ${NOISY_PERCENT} % of a core during both measurements\n(all ${ROUNDS} rounds if none was that quiet); a ratio is the median of the per-round ratios. \"(relay)\" rows compare to the relay, not raw.\n`);

@@ -51,7 +51,7 @@ async function firstPing(tree: Tree, deadline: number): Promise<number> {
 }
 
 export async function phaseColdStart(): Promise<void> {
-  log(`phase 1/4: cold start — spawn \`continuum start\` (fresh home) → banner, and → first answered system.ping; ${COLD_STARTS} runs`);
+  log(`phase 1/5: cold start — spawn \`continuum start\` (fresh home) → banner, and → first answered system.ping; ${COLD_STARTS} runs`);
   for (let i = 0; i < COLD_STARTS; i++) {
     const tree = newTree(PING_CONFIG, await freePort());
     const { value, otherPercent } = await watchingNoise(`cold start ${i + 1}`, () => [tree.proc?.pid], async () => {

@@ -10,7 +10,7 @@ import { fmtMiB, hwmBytes, rssBytes, sleep } from '../stats.js';
 import { dropTree, newTree, openBound, pidOf } from '../trees.js';
 
 export async function phaseMemory(): Promise<void> {
-  log(`phase 3/4: edge memory with many sessions (fresh tree, config ${JSON.stringify(PING_CONFIG)})`);
+  log(`phase 3/5: edge memory with many sessions (fresh tree, config ${JSON.stringify(PING_CONFIG)})`);
   const tree = newTree(PING_CONFIG, await freePort());
   await tree.start();
   const rows = await tree.ps();

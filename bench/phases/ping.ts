@@ -27,7 +27,7 @@ function describeSeq(r: SequentialResult, otherPercent?: number): string {
 }
 
 export async function phasePing(): Promise<void> {
-  log(`phase 2/4: system.ping — raw ws echo vs Continuum (config ${JSON.stringify(PING_CONFIG)}), ${ROUNDS} interleaved rounds`);
+  log(`phase 2/5: system.ping — raw ws echo vs Continuum (config ${JSON.stringify(PING_CONFIG)}), ${ROUNDS} interleaved rounds`);
   const echo = await startHelper('echo-server.js', [], /PORT (\d+)/);
   const rawUrl = `ws://127.0.0.1:${echo.match[1]}/`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ct-relay-'));

@@ -45,7 +45,7 @@ async function killOnce(conn: BenchConn, retryPauseMs: number): Promise<KillReco
 }
 
 export async function phaseRestart(): Promise<void> {
-  log(`phase 4/4: kill -9 of the remote executor → first answered ping (fresh tree, config ${JSON.stringify(RESTART_CONFIG)})`);
+  log(`phase 4/5: kill -9 of the remote executor → first answered ping (fresh tree, config ${JSON.stringify(RESTART_CONFIG)})`);
   log(`  ${KILLS} kills, 1.5 s apart (so the restart backoff has reset); the client re-sends at once on each -32003`);
   const tree = newTree(RESTART_CONFIG, await freePort());
   await tree.start();

@@ -14,7 +14,7 @@ export class SessionDaemonClient {
 
   constructor(
     private readonly socketPath: string,
-    private readonly hello: { role: string; id: string; proof: string },
+    private readonly hello: { role: string; id: string; proof: string; [extra: string]: unknown },
   ) {}
 
   onEvent(handler: (name: string, data: unknown) => void): void {

@@ -5,6 +5,7 @@ import { ConfigError } from '../config/load.js';
 import { resolveHome } from '../config/paths.js';
 import { ContinuumError } from '../protocol/errors.js';
 import { logLevelSchema } from '../protocol/methods/log.js';
+import { auditVerify } from './commands/audit.js';
 import { doctor } from './commands/doctor.js';
 import { logs } from './commands/logs.js';
 import { ps } from './commands/ps.js';
@@ -103,6 +104,19 @@ program
   .addOption(homeOption())
   .action((environment: string, opts: { home?: string }) => {
     process.stdout.write(`${token(environment, { home: home(opts) })}\n`);
+  });
+
+program
+  .command('audit')
+  .description('the audit trail: <home>/audit/<env>.jsonl, hash-chained')
+  .command('verify [environment]')
+  .description("check an environment's audit chain (every environment's without one); exits 1 and names the first broken record")
+  .addOption(homeOption())
+  .option('--json', 'machine-readable output')
+  .action((environment: string | undefined, opts: { home?: string; json?: boolean }) => {
+    const r = auditVerify(environment, { home: home(opts) });
+    console.log(opts.json ? JSON.stringify(r.reports, null, 2) : r.text);
+    if (!r.ok) process.exitCode = 1;
   });
 
 program

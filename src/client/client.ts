@@ -1,11 +1,14 @@
 // The TypeScript SDK: a typed JSON-RPC client over WebSocket that reconnects with jittered
 // backoff and rejoins its session by itself. Requests pending when the connection breaks
-// are rejected at once (CONTINUUM_CONNECTION_LOST, retryable); requests made while it is
+// are settled from the server's command ledger: after the rejoin each is sent again with
+// the same id, and the ledger answers with the recorded result, waits on the running
+// command, reports it lost, or (never received) runs it. Requests made while it is
 // reconnecting wait for it, within their deadline.
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { ContinuumError, isContinuumError } from '../protocol/errors.js';
+import { lostError } from '../protocol/ledger.js';
 import type { RpcFailure, RpcNotification, RpcSuccess } from '../protocol/jsonrpc.js';
 import type { ParamsOf, ResultOf } from '../protocol/method.js';
 import * as m from '../protocol/methods/index.js';
@@ -46,6 +49,9 @@ export interface ExecOptions extends Omit<ParamsOf<typeof m.shellExec>, 'command
 }
 
 interface Pending {
+  method: string;
+  /** The request as sent: sent again, same id, after a reconnect. */
+  frame: string;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
@@ -226,7 +232,10 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
       if (options.signal?.aborted) return onAbort();
       const timer = setTimeout(() => settle(new ContinuumError('CLIENT_TIMEOUT', `${method} got no answer within ${timeoutMs} ms`, { retryable: true })), timeoutMs);
       options.signal?.addEventListener('abort', onAbort, { once: true });
+      const frame = JSON.stringify({ jsonrpc: '2.0', id, method, params: params ?? {} });
       this.pending.set(id, {
+        method,
+        frame,
         resolve,
         reject,
         timer,
@@ -236,7 +245,7 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
           options.signal?.removeEventListener('abort', onAbort);
         },
       });
-      ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params: params ?? {} }));
+      ws.send(frame);
     });
   }
 
@@ -296,16 +305,34 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
     if (!p) return;
     this.pending.delete(msg.id);
     p.cleanup();
-    if ('error' in msg) p.reject(ContinuumError.fromRpc(msg.error));
-    else p.resolve(msg.result);
+    if (!('error' in msg)) p.resolve(msg.result);
+    else if (msg.error.data?.ledger === 'lost') this.settleLost(msg.id, p, ContinuumError.fromRpc(msg.error));
+    else p.reject(ContinuumError.fromRpc(msg.error));
   }
 
-  private rejectAll(err: ContinuumError): void {
-    for (const p of this.pending.values()) {
+  /** Its executor died under it: the ledger says it is lost, and why (signal, limit…). */
+  private settleLost(requestId: string, p: Pending, fallback: ContinuumError): void {
+    this.send(m.commandStatus.name, { requestId }, 10_000, {}).then(
+      (entry) => {
+        const e = entry as m.CommandEntry;
+        p.reject(e.state === 'lost' ? lostError(e) : fallback);
+      },
+      () => p.reject(fallback),
+    );
+  }
+
+  private rejectAll(err: ContinuumError, which: (p: Pending) => boolean = () => true): void {
+    for (const [id, p] of this.pending) {
+      if (!which(p)) continue;
+      this.pending.delete(id);
       p.cleanup();
       p.reject(err);
     }
-    this.pending.clear();
+  }
+
+  /** After a rejoin: every request still pending is sent again, and the ledger settles it. */
+  private resendPending(): void {
+    for (const p of this.pending.values()) this.ws?.send(p.frame);
   }
 
   private onClose(ws: WebSocket, code: number, reason: string): void {
@@ -313,12 +340,14 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
     if (ws !== this.ws) return;
     this.ws = undefined;
     const err = new ContinuumError('CONNECTION_LOST', `the connection closed (code ${code}${reason ? `: ${reason}` : ''}) with this request pending; it may or may not have run`, { retryable: true, closeCode: code });
-    this.rejectAll(err);
+    const reconnect = this.opts.reconnect ?? true;
+    const resuming = !this.closedByUser && reconnect !== false && this.session_ !== undefined;
+    // Session calls are not in the ledger; everything else waits for the rejoin (within its deadline).
+    this.rejectAll(err, (p) => !resuming || p.method.startsWith('session.'));
     // A socket the reconnect loop opened failed: the loop sees it and tries again.
     if (this.closedByUser || this.reconnecting) return;
     this.emit('disconnected', err);
-    const reconnect = this.opts.reconnect ?? true;
-    if (reconnect === false || !this.session_) {
+    if (!resuming) {
       this.end();
       return;
     }
@@ -342,6 +371,7 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
         // requests wait on this very loop.)
         const params = { environment: this.session_!.environment, sessionId: this.session_!.sessionId, mode: 'join' };
         this.session_ = (await this.send(m.sessionConnect.name, params, 10_000, {})) as m.SessionBindResult;
+        this.resendPending();
         this.emit('reconnected', this.session_);
         return;
       } catch (err) {
@@ -367,6 +397,7 @@ export class ContinuumClient extends EventEmitter<ClientEvents> {
   private end(reason?: ContinuumError): void {
     this.closedByUser = true;
     this.closing.abort();
+    this.rejectAll(reason ?? new ContinuumError('CONNECTION_LOST', 'the connection closed with this request pending, and the client does not reconnect; it may or may not have run', { retryable: true }));
     this.emit('closed');
     if (reason && this.listenerCount('error') > 0) this.emit('error', reason);
   }

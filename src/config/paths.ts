@@ -4,6 +4,8 @@ import path from 'node:path';
 export interface HomePaths {
   home: string;
   logs: string;
+  /** The audit trail: `<env>.jsonl`, hash-chained, written by the supervisor. */
+  audit: string;
   run: string;
   state: string;
   workspaces: string;
@@ -30,6 +32,7 @@ export function homePaths(home: string): HomePaths {
   return {
     home: root,
     logs: path.join(root, 'logs'),
+    audit: path.join(root, 'audit'),
     run,
     state: path.join(root, 'state'),
     workspaces: path.join(root, 'workspaces'),

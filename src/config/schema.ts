@@ -65,6 +65,15 @@ export const environmentSchema = z
      * crash (a fresh Node process needs ~100 ms to boot; a standby, a few ms).
      */
     standby: z.boolean().default(true),
+    /** The command ledger's retention for this environment's sessions, and its copy of each result. */
+    ledger: z
+      .object({
+        maxEntries: z.number().int().min(1).default(10_000).describe('per session; the oldest finished entries go first'),
+        maxAgeMs: z.number().int().min(1000).default(24 * 3600_000).describe('finished entries older than this go'),
+        outputBytes: z.number().int().min(256).max(16 * MiB).default(64 * 1024).describe("cap of the result copy (shell.exec: of stdout and of stderr each); the cut is marked"),
+      })
+      .strict()
+      .default({ maxEntries: 10_000, maxAgeMs: 24 * 3600_000, outputBytes: 64 * 1024 }),
   })
   .strict();
 export type EnvironmentConfig = z.infer<typeof environmentSchema>;
@@ -110,6 +119,8 @@ export const configSchema = z
       })
       .strict()
       .default({ maxConnectionsPerEnvironment: 64, connectTimeoutMs: 10_000, idleTimeoutMs: 300_000, maxHeaderBytes: 16 * 1024 }),
+    /** `enabled: false` runs without the command ledger (a baseline for the bench; no command.* answers). */
+    ledger: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
     /** Merged by name onto the five default environments; `enabled: false` removes one. */
     environments: z.array(z.record(z.string(), z.unknown())).default([]),
   })

@@ -18,6 +18,9 @@ export const ErrorCodes = {
   SESSION_WRONG_ENVIRONMENT: -32011,
   NO_SESSION: -32012,
   SESSION_EXISTS: -32013,
+  COMMAND_NOT_FOUND: -32014,
+  COMMAND_LOST: -32015,
+  RESULT_NOT_KEPT: -32016,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCodes;

@@ -24,6 +24,8 @@ export interface ChildBoot {
    * as this executor sees it (the sandbox may bind it at another path).
    */
   egressSocket?: string;
+  /** How this child's previous process ended (the edge: why its in-flight commands were lost). */
+  previousExit?: ExitRecord;
 }
 
 export type ExecutorState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
@@ -40,6 +42,8 @@ export const executorStatusSchema = z.object({
   reason: z.string().nullable(),
   /** A system daemon serving a command namespace (renderer, browser), not an executor. */
   service: z.boolean().optional(),
+  /** The last exit of this executor (null before any). */
+  lastExit: z.object({ pid: z.number().int(), code: z.number().int().nullable(), signal: z.string().nullable(), killedFor: z.string().nullable() }).nullable(),
 });
 export type ExecutorStatus = z.infer<typeof executorStatusSchema>;
 
@@ -124,3 +128,33 @@ export interface SessionEnded {
 }
 export type SessionLookupResult = Record<string, { environment: string; createdAt: number } | null>;
 export const sessionLookupSchema = z.object({ sessionIds: z.array(z.string().max(128)).max(10_000) }).strict();
+/** How a child last exited, as the supervisor saw it (for the ledger's `lost` reasons). */
+export interface ExitRecord {
+  pid: number;
+  code: number | null;
+  signal: string | null;
+  /** Why the supervisor itself killed it (missed heartbeats, not ready in time), if it did. */
+  killedFor: string | null;
+}
+
+/** Edge → session daemon: one state change of a ledger entry (batched in `ledger.write`). */
+export type LedgerOp =
+  | { op: 'accept'; s: string; r: string; scope: 'request' | 'connection'; env: string; m: string; ex: string; at: number }
+  | { op: 'start'; s: string; r: string; at: number }
+  | {
+      op: 'finish';
+      s: string;
+      r: string;
+      state: 'completed' | 'failed' | 'lost';
+      at: number;
+      /** When it was dispatched, for a command whose `start` was never written (it finished first). */
+      started?: number;
+      exit?: { exitCode: number | null; signal: string | null; timedOut: boolean };
+      error?: { code: number; message: string; data?: unknown };
+      lost?: import('./methods/command.js').LostReason;
+      /** The result as JSON text, already cut to the cap. */
+      result?: string;
+      cut?: boolean;
+    }
+  /** Accepted but never dispatched (the ledger's answer was lost): as if never sent. */
+  | { op: 'drop'; s: string; r: string };

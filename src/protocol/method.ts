@@ -18,6 +18,11 @@ export interface MethodDescriptor<P extends z.ZodType = z.ZodType, R extends z.Z
   readonly host: MethodHost;
   /** Runs at once instead of queueing behind the session's earlier commands. */
   readonly concurrent: boolean;
+  /**
+   * Changes nothing: not kept in the command ledger, since running it again is the same as
+   * running it once, and there is no effect to lose or to repeat.
+   */
+  readonly readOnly: boolean;
 }
 
 export type ParamsOf<M> = M extends MethodDescriptor<infer P, z.ZodType> ? z.input<P> : never;
@@ -30,6 +35,7 @@ export function defineMethod<P extends z.ZodType, R extends z.ZodType>(spec: {
   result: R;
   host?: MethodHost;
   concurrent?: boolean;
+  readOnly?: boolean;
 }): MethodDescriptor<P, R> {
   const dot = spec.name.indexOf('.');
   return Object.freeze({
@@ -40,6 +46,7 @@ export function defineMethod<P extends z.ZodType, R extends z.ZodType>(spec: {
     result: spec.result,
     host: spec.host ?? 'executor',
     concurrent: spec.concurrent ?? false,
+    readOnly: spec.readOnly ?? false,
   });
 }
 

@@ -22,6 +22,8 @@ export interface ChildSpec {
   shutdownMs: number;
   /** A daemon that serves commands (methods declared with this host) on `run/<id>.sock`. */
   serves?: boolean;
+  /** Extra Node flags. */
+  execArgv?: string[];
 }
 
 const srcRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -37,7 +39,10 @@ export function daemonSpecs(config: Config): ChildSpec[] {
     : [];
   return [
     { id: 'session-daemon', name: 'continuum-session-daemon', role: 'session-daemon', module: path.join(srcRoot, 'daemons/session/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 2_000 },
-    { id: 'websocket-daemon', name: 'continuum-websocket-daemon', role: 'websocket-daemon', module: path.join(srcRoot, 'daemons/websocket/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500 },
+    { id: 'websocket-daemon', name: 'continuum-websocket-daemon', role: 'websocket-daemon', module: path.join(srcRoot, 'daemons/websocket/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500,
+      // A bounded young generation: under bursts (a reconnect storm, the ledger's per-request
+      // objects) V8 otherwise grows it to 32 MiB, and the edge's RSS by as much, with no live data behind it.
+      execArgv: ['--max-semi-space-size=4'] },
     { id: 'renderer-daemon', name: 'continuum-renderer-daemon', role: 'renderer-daemon', module: path.join(srcRoot, 'daemons/renderer/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 1_500, serves: true },
     { id: 'browser-daemon', name: 'continuum-browser-daemon', role: 'browser-daemon', module: path.join(srcRoot, 'daemons/browser/main.js'), logTarget: SERVER_LOG, trusted: true, shutdownMs: 5_000, serves: true },
     ...egress,

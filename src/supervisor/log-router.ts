@@ -6,11 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RotatingFile, type RotationPolicy } from '../logging/rotating-file.js';
 import { SERVER_LOG } from '../config/paths.js';
+import { AUDIT_PREFIX } from '../logging/audit-line.js';
+import type { AuditTrail } from './audit-trail.js';
 
 const MAX_LINE = 64 * 1024;
 
 export class LogRouter {
   private readonly files = new Map<string, RotatingFile>();
+  /** Where `audit:<env>` lines of trusted daemons go. */
+  audit: AuditTrail | undefined;
 
   constructor(private readonly dir: string, private readonly policy: RotationPolicy, private readonly targets: Set<string>) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
@@ -35,8 +39,10 @@ export class LogRouter {
   trustedLine(line: string, fallbackPid: number, component: string): void {
     if (!line) return;
     const tab = line.indexOf('\t');
-    if (tab > 0 && tab < 40 && line.charCodeAt(tab + 1) === 123 /* { */) {
-      this.file(line.slice(0, tab)).write(line.slice(tab + 1));
+    if (tab > 0 && tab < 48 && line.charCodeAt(tab + 1) === 123 /* { */) {
+      const target = line.slice(0, tab);
+      if (target.startsWith(AUDIT_PREFIX)) this.audit?.append(target.slice(AUDIT_PREFIX.length), line.slice(tab + 1));
+      else this.file(target).write(line.slice(tab + 1));
     } else if (line.charCodeAt(0) === 123) {
       this.file(SERVER_LOG).write(line);
     } else {

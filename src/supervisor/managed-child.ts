@@ -2,7 +2,7 @@
 // Everything started for a child (timers, listeners) ends with it.
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { childMessageSchema, type ChildBoot, type ExecutorState, type SupervisorMessage } from '../protocol/internal.js';
+import { childMessageSchema, type ChildBoot, type ExecutorState, type ExitRecord, type SupervisorMessage } from '../protocol/internal.js';
 import type { ChildSpec } from './child-spec.js';
 import type { LogRouter } from './log-router.js';
 import { spawnChild, type SpawnedChild } from './spawn-child.js';
@@ -61,6 +61,8 @@ export class ManagedChild {
   private standby: (SpawnedChild & { ready: boolean }) | undefined;
   /** Whether the running process was a promoted standby (for the log). */
   promoted = false;
+  /** How the previous process ended, for the ledger's `lost` reasons. */
+  lastExit: ExitRecord | null = null;
 
   constructor(
     readonly spec: ChildSpec,
@@ -126,6 +128,7 @@ export class ManagedChild {
         this.reapProcessGroups();
         this.proc = undefined;
         const info: ExitInfo = { code, signal, uptimeMs: Date.now() - this.startedAt, killedFor: this.killedFor, pid };
+        this.lastExit = { pid, code, signal, killedFor: this.killedFor ?? null };
         if (!settled) {
           settled = true;
           reject(new Error(`exited before it was ready (${signal ?? `code ${code}`})${why()}`));

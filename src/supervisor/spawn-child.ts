@@ -14,7 +14,7 @@ export interface SpawnedChild {
 
 export function spawnChild(spec: ChildSpec, boot: ChildBoot, env: NodeJS.ProcessEnv, logs: LogRouter): SpawnedChild {
   const proc = fork(spec.module, [], {
-    execArgv: ['--enable-source-maps'],
+    execArgv: ['--enable-source-maps', ...(spec.execArgv ?? [])],
     env: { ...env, CONTINUUM_CHILD: JSON.stringify(boot) },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     serialization: 'json',

@@ -10,6 +10,7 @@ import { ensureSecrets } from '../config/secrets.js';
 import type { ChildBoot, ExecutorStatus } from '../protocol/internal.js';
 import { readNamespaces } from '../sandbox/namespaces.js';
 import { daemonSpecs, egressEnvironments, executorSpecs, type ChildSpec } from './child-spec.js';
+import { AuditTrail } from './audit-trail.js';
 import { LogRouter } from './log-router.js';
 import { ManagedChild, type ExitInfo } from './managed-child.js';
 import { ProcStats } from './proc-stats.js';
@@ -65,6 +66,7 @@ export class Supervisor {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     }
     this.logs = new LogRouter(this.paths.logs, config.logs, new Set(config.environments.map((e) => e.name)));
+    this.logs.audit = new AuditTrail(this.paths.audit, new Set(config.environments.map((e) => e.name)));
     for (const spec of [...daemonSpecs(config), ...executorSpecs(config)]) {
       this.children.set(spec.id, new ManagedChild(spec, config.restart, this.logs, (c, info) => this.onChildExit(c, info)));
     }
@@ -118,6 +120,8 @@ export class Supervisor {
       supervisorNamespaces: this.namespaces,
     };
     if (spec.role === 'session-daemon') boot.busKey = this.busKey;
+    const previous = this.children.get(spec.id)?.lastExit;
+    if (previous) boot.previousExit = previous;
     if (spec.environment !== undefined && spec.replica !== undefined) boot.executor = { id: spec.id, environment: spec.environment, replica: spec.replica };
     if (spec.role === 'executor' && egressEnvironments(this.config).includes(spec.environment!)) boot.egressSocket = this.paths.egressSocket(spec.environment!);
     return boot;
@@ -228,6 +232,7 @@ export class Supervisor {
       restarts: c.restarts,
       retryAfterMs: Math.max(0, c.restartAt - Date.now()) + BOOT_ESTIMATE_MS,
       reason: c.reason,
+      lastExit: c.lastExit,
     };
   }
 
@@ -302,6 +307,7 @@ export class Supervisor {
       await Promise.all(all.filter((c) => c.spec.role === 'session-daemon').map((c) => c.stop()));
       this.log('info', 'supervisor stopped');
       this.logs.close();
+      this.logs.audit?.close();
       for (const f of [this.paths.runtimeFile, this.paths.sessionSocket, ...all.filter((c) => c.spec.role === 'executor').map((c) => this.paths.executorSocket(c.spec.id)), ...all.filter((c) => c.spec.serves).map((c) => this.paths.serviceSocket(c.spec.id)), ...egressEnvironments(this.config).map((e) => this.paths.egressSocket(e))]) {
         fs.rmSync(f, { force: true });
       }

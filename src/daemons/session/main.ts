@@ -9,11 +9,15 @@ import { listenFrameSockets } from '../../bus/frame-socket.js';
 import { RpcLink } from '../../bus/rpc-link.js';
 import { readBoot, SupervisorChannel } from '../../bus/supervisor-channel.js';
 import { homePaths } from '../../config/paths.js';
+import { audit } from '../../logging/audit-line.js';
 import { childLogger } from '../../logging/child-log.js';
 import { ContinuumError } from '../../protocol/errors.js';
 import type { z } from 'zod';
 import { executorCallSchemas, sessionLookupSchema, type LoadedSession, type OpenSessionRequest, type SessionEnded, type SessionLookupResult, type StoredSession } from '../../protocol/internal.js';
 import { SESSION_ID_PATTERN } from '../../protocol/method.js';
+import type { ExitRecord, LedgerOp } from '../../protocol/internal.js';
+import { lostReasonOf } from '../../protocol/ledger.js';
+import { LedgerStore } from './ledger-store.js';
 import { SessionStore } from './session-store.js';
 
 const boot = readBoot();
@@ -23,9 +27,12 @@ const busKey = boot.busKey ?? '';
 const environments = new Map(boot.config.environments.map((e) => [e.name, e]));
 
 const store = new SessionStore(path.join(paths.state, 'sessions.db'));
+const ledger = new LedgerStore(store.db, (write) => store.commit(write));
 const executorLinks = new Map<string, RpcLink>();
 /** Daemons that keep resources per session (the browser daemon) and must hear when one ends. */
 const observerLinks = new Set<RpcLink>();
+/** The edge's run id per link: entries left open by another run are lost. */
+const edgeRuns = new WeakMap<RpcLink, string>();
 
 function envLog(environment: string) {
   return childLogger({ component: 'session-daemon', env: environment }, environment);
@@ -79,11 +86,14 @@ async function stageFork(req: OpenSessionRequest): Promise<string | undefined> {
 
 function endSession(s: StoredSession, why: 'closed' | 'expired'): void {
   store.delete(s.sessionId);
+  ledger.deleteSession(s.sessionId);
   removeWorkspace(s);
   executorLinks.get(s.executorId)?.emit('session.evict', { sessionId: s.sessionId });
   const ended: SessionEnded = { sessionId: s.sessionId, environment: s.environment, createdAt: s.createdAt };
   for (const observer of observerLinks) observer.emit('session.ended', ended);
   envLog(s.environment).info(`session ${why}`, { sessionId: s.sessionId, event: `session.${why}` });
+  // A close is audited by the edge, which knows who asked; an expiry has no one behind it.
+  if (why === 'expired') audit(s.environment, { time: Date.now(), env: s.environment, tokenId: null, remote: null, sessionId: s.sessionId, event: 'session.expired', requestId: null, outcome: 'ok' });
 }
 
 function requireString(value: unknown, field: string): string {
@@ -114,6 +124,7 @@ function onLink(link: RpcLink): void {
       throw new ContinuumError('UNAUTHORIZED', 'bad bus credentials');
     }
     link.identity = `${role}:${id}`;
+    if (role === 'websocket-daemon') welcomeEdge(link, p as { run?: unknown; previousExit?: ExitRecord });
     if (role === 'executor') {
       executorLinks.get(id)?.close();
       executorLinks.set(id, link);
@@ -193,6 +204,23 @@ function onLink(link: RpcLink): void {
     return out;
   });
 
+  link.handle('ledger.write', (p) => {
+    requireRole(link, 'websocket-daemon');
+    const run = edgeRuns.get(link);
+    if (!run) throw new ContinuumError('FORBIDDEN', 'the edge did not say which run it is');
+    return ledger.write(run, (p as { ops: LedgerOp[] }).ops);
+  });
+  link.handle('ledger.get', (p) => {
+    requireRole(link, 'websocket-daemon');
+    const { sessionId, requestId } = p as { sessionId: string; requestId: string };
+    return ledger.get(requireString(sessionId, 'sessionId'), requireString(requestId, 'requestId')) ?? null;
+  });
+  link.handle('ledger.list', (p) => {
+    requireRole(link, 'websocket-daemon');
+    const { sessionId, since, limit } = p as { sessionId: string; since: number; limit: number };
+    return ledger.list(requireString(sessionId, 'sessionId'), since, limit);
+  });
+
   // --- executors (checked: an executor is not trusted) ---
   const checked = <M extends keyof typeof executorCallSchemas>(method: M, p: unknown) => {
     const parsed = executorCallSchemas[method].safeParse(p);
@@ -225,6 +253,31 @@ function onLink(link: RpcLink): void {
   });
 }
 
+/**
+ * A new edge process (a new run id) says hello: the entries an earlier one left open will
+ * never get their answers recorded, so they are lost, with why that edge ended.
+ */
+function welcomeEdge(link: RpcLink, hello: { run?: unknown; previousExit?: ExitRecord }): void {
+  if (typeof hello.run !== 'string' || hello.run.length === 0) return;
+  edgeRuns.set(link, hello.run);
+  const reason = hello.previousExit
+    ? lostReasonOf(hello.previousExit, 'the edge (websocket daemon) that dispatched it')
+    : { kind: 'edge' as const, signal: null, exitCode: null, detail: 'Continuum stopped, or its edge restarted, before the answer was recorded' };
+  const lost = ledger.loseOrphans(hello.run, reason);
+  if (lost.length > 0) log.warn('ledger entries of an earlier edge marked lost', { lost: lost.length, reason: reason.detail });
+  for (const e of lost) audit(e.environment, { time: Date.now(), env: e.environment, tokenId: null, remote: null, sessionId: e.sessionId, event: 'command', method: e.method, requestId: e.requestId, outcome: 'lost', code: null });
+}
+
+function sweepLedger(): void {
+  for (const env of environments.values()) {
+    try {
+      ledger.retain(env.name, env.ledger.maxEntries, env.ledger.maxAgeMs);
+    } catch (err) {
+      log.warn('ledger retention failed', { env: env.name, error: (err as Error).message });
+    }
+  }
+}
+
 function sweepExpired(): void {
   for (const env of environments.values()) {
     for (const s of store.expired(env.name, env.sessionIdleMs)) endSession(s, 'expired');
@@ -239,9 +292,12 @@ const shortestIdle = Math.min(...boot.config.environments.map((e) => e.sessionId
 const sweepTimer = setInterval(sweepExpired, Math.max(1_000, Math.min(60_000, Math.floor(shortestIdle / 4))));
 sweepTimer.unref();
 sweepExpired();
+const ledgerTimer = setInterval(sweepLedger, 2_000);
+ledgerTimer.unref();
 
 const channel = new SupervisorChannel(async () => {
   clearInterval(sweepTimer);
+  clearInterval(ledgerTimer);
   await server.close();
   store.close();
   log.info('session daemon stopped');

@@ -25,11 +25,12 @@ const toSession = (r: SessionRow): StoredSession => ({
   executorId: r.executor_id,
 });
 
-type Write = () => void;
+type Write = () => unknown;
 
 export class SessionStore {
-  private readonly db: Database.Database;
-  private queue: { write: Write; resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Shared with the command ledger, so that both commit in one transaction per tick. */
+  readonly db: Database.Database;
+  private queue: { write: Write; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
   private flushScheduled = false;
   private readonly stmt;
 
@@ -170,17 +171,17 @@ export class SessionStore {
     return { cwd: row?.cwd ?? null, env: row?.env ? (JSON.parse(row.env) as Record<string, string>) : null };
   }
 
-  setKv(sessionId: string, key: string, value: unknown): Promise<void> {
+  async setKv(sessionId: string, key: string, value: unknown): Promise<void> {
     const text = JSON.stringify(value ?? null);
-    return this.enqueue(() => this.stmt.kvSet.run({ sid: sessionId, key, value: text }));
+    await this.commit(() => this.stmt.kvSet.run({ sid: sessionId, key, value: text }));
   }
 
-  deleteKv(sessionId: string, key: string): Promise<void> {
-    return this.enqueue(() => this.stmt.kvDelete.run(sessionId, key));
+  async deleteKv(sessionId: string, key: string): Promise<void> {
+    await this.commit(() => this.stmt.kvDelete.run(sessionId, key));
   }
 
-  setShell(sessionId: string, state: ShellState): Promise<void> {
-    return this.enqueue(() => this.stmt.shellSet.run({ sid: sessionId, cwd: state.cwd, env: state.env ? JSON.stringify(state.env) : null }));
+  async setShell(sessionId: string, state: ShellState): Promise<void> {
+    await this.commit(() => this.stmt.shellSet.run({ sid: sessionId, cwd: state.cwd, env: state.env ? JSON.stringify(state.env) : null }));
   }
 
   close(): void {
@@ -188,9 +189,10 @@ export class SessionStore {
     this.db.close();
   }
 
-  private enqueue(write: Write): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ write, resolve, reject });
+  /** Runs `write` in this tick's transaction; resolves with its result once that is durable. */
+  commit<T>(write: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ write, resolve: resolve as (v: unknown) => void, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -204,10 +206,8 @@ export class SessionStore {
     this.queue = [];
     if (batch.length === 0) return;
     try {
-      this.db.transaction(() => {
-        for (const item of batch) item.write();
-      })();
-      for (const item of batch) item.resolve();
+      const results = this.db.transaction(() => batch.map((item) => item.write()))();
+      batch.forEach((item, i) => item.resolve(results[i]));
     } catch (err) {
       const e = new ContinuumError('INTERNAL', `the session store could not write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { retryable: true }, { cause: err });
       for (const item of batch) item.reject(e);

@@ -89,7 +89,14 @@ export class ExecutorPool {
     link.connectedPid = pid;
     const old = link.socket;
     link.socket = undefined;
-    old?.destroy();
+    if (old) {
+      // The supervisor's news of a new process can come before the old socket's close: the
+      // old one's close handler then sees itself replaced, so its requests are failed here.
+      const tags = [...link.inflight];
+      link.inflight.clear();
+      if (tags.length > 0) this.events.onLost(link, tags, unavailableError({ ...link.status, state: 'restarting' }, link.status.id, link.servedPid ?? undefined));
+      old.destroy();
+    }
     let socket: FrameSocket;
     try {
       socket = await connectFrameSocket(link.status.socket, 2_000);

@@ -1,5 +1,6 @@
 // continuum-websocket-daemon: the edge. HTTP + WebSocket on loopback, token auth at the
 // upgrade, origin checks for browsers, and the router.
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
 import { busProof } from '../../bus/auth.js';
@@ -10,6 +11,7 @@ import { homePaths } from '../../config/paths.js';
 import { hashToken, readSecrets, tokenGrants } from '../../config/secrets.js';
 import { childLogger } from '../../logging/child-log.js';
 import { ExecutorPool } from './executor-pool.js';
+import { LedgerWriter } from './ledger-writer.js';
 import { Router, type ClientConnection } from './router.js';
 import { SessionBinder } from './session-binder.js';
 
@@ -18,7 +20,10 @@ const { config } = boot;
 const paths = homePaths(boot.home);
 const log = childLogger({ component: 'websocket-daemon' }, 'server');
 
-const sessions = new SessionDaemonClient(paths.sessionSocket, { role: 'websocket-daemon', id: 'edge', proof: boot.busProof });
+// The ledger closes entries left open by an earlier edge process when a new run says hello.
+const edgeRun = randomUUID();
+let connections = 0;
+const sessions = new SessionDaemonClient(paths.sessionSocket, { role: 'websocket-daemon', id: 'edge', proof: boot.busProof, run: edgeRun, ...(boot.previousExit ? { previousExit: boot.previousExit } : {}) });
 let router!: Router;
 const pool = new ExecutorPool(
   {
@@ -32,9 +37,15 @@ const pool = new ExecutorPool(
   log,
 );
 const binder = new SessionBinder(config, sessions, pool);
-router = new Router(config, pool, binder, (ids) => {
-  sessions.call('session.touch', { sessionIds: ids, at: Date.now() }).catch(() => undefined);
-});
+router = new Router(
+  config,
+  pool,
+  binder,
+  (ids) => {
+    sessions.call('session.touch', { sessionIds: ids, at: Date.now() }).catch(() => undefined);
+  },
+  config.ledger.enabled ? new LedgerWriter(sessions) : undefined,
+);
 
 // The dashboard's own origins. Not derived from the Host header, which the client chooses.
 const ownOrigins = new Set<string>();
@@ -94,6 +105,9 @@ server.on('upgrade', (req, socket, head) => {
       binding: undefined,
       inflight: 0,
       backlog: undefined,
+      serial: `${edgeRun.slice(0, 8)}-${++connections}`,
+      seq: 0,
+      ordered: [],
     };
     ws.on('message', (data: Buffer, isBinary) => router.onMessage(conn, data, isBinary));
     ws.on('close', () => router.onClose(conn));
@@ -111,7 +125,10 @@ const channel = new SupervisorChannel(async () => {
   sessions.close();
 });
 channel.onMessage((m) => {
-  if (m.t === 'executors') pool.update([...m.executors, ...m.services]);
+  if (m.t === 'executors') {
+    pool.update([...m.executors, ...m.services]);
+    router.onStatuses(m.executors);
+  }
 });
 
 await new Promise<void>((resolve, reject) => {

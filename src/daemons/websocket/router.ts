@@ -1,16 +1,23 @@
 // The edge's hot path: a client frame is checked, then forwarded to the bound session's
 // executor as the same bytes; the executor's answer goes back to the client as it came.
-// Only session.* methods are served here, with the session daemon's help.
+// Only session.* and command.* (the ledger) are served here, with the session daemon's help;
+// other commands are dispatched once their ledger entry is durable (ledger-gate.ts).
 import type WebSocket from 'ws';
 import type { Frame } from '../../bus/frame-codec.js';
 import { FrameKind, ResponseFlags } from '../../bus/frame-codec.js';
 import type { TickCork } from '../../bus/tick-cork.js';
 import type { Config } from '../../config/schema.js';
+import { audit } from '../../logging/audit-line.js';
 import { emitRecord } from '../../logging/child-log.js';
 import { ContinuumError, toContinuumError } from '../../protocol/errors.js';
 import { errorFrame, notificationFrame, parseRequest, sniffId, successFrame, type RequestId } from '../../protocol/jsonrpc.js';
+import type { ExecutorStatus } from '../../protocol/internal.js';
+import type { MethodDescriptor } from '../../protocol/method.js';
+import { commandList, commandStatus } from '../../protocol/methods/command.js';
 import { BROWSER_DEFAULT_TIMEOUT_MS, methodsByName } from '../../protocol/methods/index.js';
 import type { ExecutorLink, ExecutorPool } from './executor-pool.js';
+import { LedgerGate, type Tracked } from './ledger-gate.js';
+import type { LedgerWriter } from './ledger-writer.js';
 import type { Binding, SessionBinder } from './session-binder.js';
 
 export interface ClientConnection {
@@ -24,6 +31,11 @@ export interface ClientConnection {
   inflight: number;
   /** Frames that arrived while a session.* call was being served, in order. */
   backlog: { data: Buffer; isBinary: boolean }[] | undefined;
+  /** Unique across edge runs: the ledger's scope for this connection's numeric ids. */
+  serial: string;
+  seq: number;
+  /** Commands waiting for their ledger entry, and those behind them, in the order sent. */
+  ordered: { ready: boolean; run: () => void }[];
 }
 
 interface Inflight {
@@ -35,9 +47,11 @@ interface Inflight {
   executorId: string;
   start: number;
   deadline: number;
+  tracked: Tracked | undefined;
 }
 
 const SESSION_METHODS = new Set(['session.connect', 'session.join', 'session.info', 'session.close']);
+const LEDGER_QUERIES = new Set([commandStatus.name, commandList.name]);
 const DEADLINE_GRACE_MS = 5_000;
 const CLOSED = 3;
 
@@ -49,8 +63,21 @@ export class Router {
   private readonly touched = new Set<string>();
   private readonly allowed: Map<string, Set<string>>;
   private readonly shellDefaultTimeout: Map<string, number>;
+  /** The command ledger around dispatch; undefined when it is turned off. */
+  private readonly ledger: LedgerGate | undefined;
 
-  constructor(private readonly config: Config, private readonly pool: ExecutorPool, private readonly binder: SessionBinder, private readonly touch: (ids: string[]) => void) {
+  constructor(
+    private readonly config: Config,
+    private readonly pool: ExecutorPool,
+    private readonly binder: SessionBinder,
+    private readonly touch: (ids: string[]) => void,
+    writer: LedgerWriter | undefined,
+  ) {
+    const hooks = {
+      send: (conn: ClientConnection, frame: string | Buffer) => this.replyRaw(conn, frame),
+      log: (binding: Binding, conn: ClientConnection, id: RequestId | null, method: string, outcome: string, code: number | undefined) => this.logCommand(binding, conn, id, method, 0, outcome, code, undefined),
+    };
+    this.ledger = writer ? new LedgerGate(config, writer, hooks) : undefined;
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
     setInterval(() => this.sweepDeadlines(), 250).unref();
@@ -113,6 +140,37 @@ export class Router {
       this.reply(conn, errorFrame(id, new ContinuumError('OVERLOADED', `too many requests in flight on this connection (limit ${this.config.limits.maxInFlightPerConnection}); wait for answers before sending more`, { retryAfterMs: 50, limit: this.config.limits.maxInFlightPerConnection })));
       return;
     }
+    if (LEDGER_QUERIES.has(method.name)) {
+      this.serveLedgerQuery(conn, binding, method, id, request.params);
+      return;
+    }
+    if (!this.ledger || method.readOnly) {
+      if (conn.ordered.length === 0) this.dispatch(conn, binding, method, id, data, request.params, undefined);
+      else {
+        // Behind this connection's commands still waiting for their ledger entry: sent order is run order.
+        conn.inflight++;
+        conn.ordered.push({ ready: true, run: () => (conn.inflight--, this.dispatch(conn, binding, method, id, data, request.params, undefined)) });
+      }
+      return;
+    }
+    // Dispatched once its ledger entry is durable; a resent string id is answered by the gate.
+    const slot = { ready: false, run: () => {} };
+    conn.ordered.push(slot);
+    conn.inflight++;
+    void this.ledger
+      .admit(conn, binding, method, id)
+      .catch(() => undefined)
+      .then((tracked) => {
+        slot.run = () => {
+          conn.inflight--;
+          if (tracked) this.dispatch(conn, binding, method, id, data, request.params, tracked);
+        };
+        slot.ready = true;
+        while (conn.ordered[0]?.ready) conn.ordered.shift()!.run();
+      });
+  }
+
+  private dispatch(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, data: Buffer, params: unknown, tracked: Tracked | undefined): void {
     const tag = this.nextTag;
     this.nextTag = tag >= 0xffffffff ? 1 : tag + 1;
     // A system daemon's namespace (render.*, browser.*) goes to that daemon, the rest to the session's executor.
@@ -120,20 +178,22 @@ export class Router {
     const link = this.pool.send(target, tag, binding.sessionId, binding.environment, data);
     if (!link) {
       const err = this.pool.unavailable(target)!;
-      this.reply(conn, errorFrame(id, err));
-      this.logCommand(binding, id, method.name, 0, 'unavailable', err.rpcCode, link);
+      if (tracked) this.ledger!.notDispatched(conn, tracked, errorFrame(id, err));
+      else this.reply(conn, errorFrame(id, err));
+      this.logCommand(binding, conn, id, method.name, 0, 'unavailable', err.rpcCode, link);
       return;
     }
     const now = Date.now();
-    const params = request.params as { timeoutMs?: unknown } | undefined;
+    const p = params as { timeoutMs?: unknown } | undefined;
     const budget = method.name === 'shell.exec'
-      ? typeof params?.timeoutMs === 'number' ? params.timeoutMs : this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
+      ? typeof p?.timeoutMs === 'number' ? p.timeoutMs : this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
       : method.host === 'browser-daemon' // the daemon answers -32004 itself, at the call's own deadline
-        ? Math.max(typeof params?.timeoutMs === 'number' ? params.timeoutMs : BROWSER_DEFAULT_TIMEOUT_MS, this.config.limits.defaultTimeoutMs)
+        ? Math.max(typeof p?.timeoutMs === 'number' ? p.timeoutMs : BROWSER_DEFAULT_TIMEOUT_MS, this.config.limits.defaultTimeoutMs)
         : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
-    this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: target, start: now, deadline: now + budget + DEADLINE_GRACE_MS });
+    this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: target, start: now, deadline: now + budget + DEADLINE_GRACE_MS, tracked });
     this.touched.add(binding.sessionId);
+    if (tracked) this.ledger!.dispatched(tracked, now);
   }
 
   onExecutorFrame(link: ExecutorLink, frame: Frame): void {
@@ -156,6 +216,7 @@ export class Router {
       conn.cork.hold();
       conn.ws.send(body, { binary: false });
     }
+    if (entry.tracked) this.ledger!.answered(entry as Inflight & { tracked: Tracked }, isError, body);
     let code: number | undefined;
     if (isError) {
       try {
@@ -164,11 +225,21 @@ export class Router {
         code = undefined;
       }
     }
-    this.logCommand(entry, entry.id, entry.method, Date.now() - entry.start, isError ? 'error' : 'ok', code, link);
+    this.logCommand(entry, conn, entry.id, entry.method, Date.now() - entry.start, isError ? 'error' : 'ok', code, link);
   }
 
   onExecutorLost(link: ExecutorLink, tags: number[], error: ContinuumError): void {
-    for (const tag of tags) this.fail(tag, error, 'unavailable', link);
+    const lost = new ContinuumError('EXECUTOR_UNAVAILABLE', error.message, { ...error.data, ledger: 'lost' });
+    for (const tag of tags) {
+      const entry = this.inflight.get(tag);
+      if (entry?.tracked) this.ledger!.lost(link, entry as Inflight & { tracked: Tracked });
+      this.fail(tag, entry?.tracked ? lost : error, 'unavailable', link);
+    }
+  }
+
+  /** The supervisor's view of the executors: says why a dead one died. */
+  onStatuses(statuses: ExecutorStatus[]): void {
+    this.ledger?.onStatuses(statuses);
   }
 
   onExecutorUp(link: ExecutorLink, previousPid: number | null): void {
@@ -182,9 +253,10 @@ export class Router {
 
   onClose(conn: ClientConnection): void {
     this.unbind(conn);
-    // Answers for this connection's requests will find nobody; drop their entries now.
+    // Answers for this connection's requests will find nobody; drop their entries now,
+    // except ledgered ones: their answers are recorded, for a resend or command.status.
     for (const [tag, entry] of this.inflight) {
-      if (entry.conn === conn) {
+      if (entry.conn === conn && !entry.tracked) {
         this.inflight.delete(tag);
         this.pool.links.get(entry.executorId)?.inflight.delete(tag);
       }
@@ -197,7 +269,9 @@ export class Router {
     this.inflight.delete(tag);
     entry.conn.inflight--;
     this.reply(entry.conn, errorFrame(entry.id, error));
-    this.logCommand(entry, entry.id, entry.method, Date.now() - entry.start, outcome, error.rpcCode, link);
+    // A lost command is recorded once its reason is known (LedgerGate.lost); a timed-out one now.
+    if (entry.tracked && outcome === 'timeout') this.ledger!.timedOut(entry as Inflight & { tracked: Tracked }, error);
+    this.logCommand(entry, entry.conn, entry.id, entry.method, Date.now() - entry.start, outcome, error.rpcCode, link);
   }
 
   private sweepDeadlines(): void {
@@ -234,6 +308,8 @@ export class Router {
       if (!binding) throw new ContinuumError('NO_SESSION', 'no session is bound to this connection; call session.connect or session.join first');
       if (name === 'session.info') return this.binder.info(params, binding);
       const result = await this.binder.close(params, binding);
+      // The session daemon logs the close itself; the audit needs who asked.
+      audit(binding.environment, { time: Date.now(), env: binding.environment, tokenId: conn.tokenId, remote: conn.remote, sessionId: binding.sessionId, event: 'session.closed', requestId: id, outcome: 'ok' });
       this.unbind(conn);
       this.closeBindings(binding.sessionId);
       return result;
@@ -283,11 +359,32 @@ export class Router {
     if (conn.ws.readyState !== CLOSED) conn.ws.send(text);
   }
 
-  private sessionEvent(binding: Binding, msg: string, fields: Record<string, unknown>): void {
-    emitRecord({ time: Date.now(), level: 30, msg, pid: process.pid, env: binding.environment, sessionId: binding.sessionId, ...fields }, binding.environment);
+  private replyRaw(conn: ClientConnection, frame: string | Buffer): void {
+    if (conn.ws.readyState !== CLOSED) conn.ws.send(frame, { binary: false });
   }
 
-  private logCommand(entry: { sessionId: string; environment: string }, id: RequestId | null, method: string, durationMs: number, outcome: string, code: number | undefined, link: ExecutorLink | undefined): void {
+  /** command.status / command.list: the session daemon's ledger, once what this edge knows has landed. */
+  private serveLedgerQuery(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, params: unknown): void {
+    const answer = this.ledger
+      ? this.ledger.query(binding, method, params)
+      : Promise.reject(new ContinuumError('METHOD_NOT_FOUND', `${method.name} is not served: the command ledger is turned off in this server's config`));
+    answer.then(
+      (result) => this.reply(conn, successFrame(id, result)),
+      (err) => {
+        const e = toContinuumError(err);
+        const wire = e.rpcCode === undefined || e.code === 'CONTINUUM_INTERNAL' ? new ContinuumError('EXECUTOR_UNAVAILABLE', `the ledger is unavailable (${e.message}); retry shortly`, { retryable: true, retryAfterMs: 200 }) : e;
+        this.reply(conn, errorFrame(id, wire));
+      },
+    );
+  }
+
+  private sessionEvent(binding: Binding, msg: string, fields: Record<string, unknown>): void {
+    emitRecord({ time: Date.now(), level: 30, msg, pid: process.pid, env: binding.environment, sessionId: binding.sessionId, ...fields }, binding.environment);
+    audit(binding.environment, { time: Date.now(), env: binding.environment, tokenId: fields.tokenId, remote: fields.remote, sessionId: binding.sessionId, event: fields.event, requestId: fields.requestId ?? null, outcome: 'ok' });
+  }
+
+  private logCommand(entry: { sessionId: string; environment: string }, conn: ClientConnection, id: RequestId | null, method: string, durationMs: number, outcome: string, code: number | undefined, link: ExecutorLink | undefined): void {
+    audit(entry.environment, { time: Date.now(), env: entry.environment, tokenId: conn.tokenId, remote: conn.remote, sessionId: entry.sessionId, event: 'command', method, requestId: id, outcome, code: code ?? null, durationMs });
     const record: Record<string, unknown> = {
       time: Date.now(),
       level: outcome === 'ok' ? 30 : 40,

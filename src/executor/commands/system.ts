@@ -17,7 +17,7 @@ let cached: unknown[] | undefined;
 
 export function allowedMethods(env: ExecutorEnv): MethodDescriptor[] {
   const allowed = new Set(env.environment.commands);
-  return methods.filter((m) => m.host === 'edge' || allowed.has(m.namespace));
+  return methods.filter((m) => m.namespace === 'session' || allowed.has(m.namespace));
 }
 
 export function commands(_params: unknown, ctx: CommandContext) {

@@ -7,6 +7,7 @@ const fileType = z.enum(['file', 'directory', 'symlink', 'other']);
 
 export const fsRead = defineMethod({
   name: 'fs.read',
+  readOnly: true,
   description: 'Read a file of the session workspace.',
   params: z.object({ path, encoding: encoding.optional() }).strict(),
   result: z.object({ content: z.string(), encoding, bytes: z.number().int() }),
@@ -23,6 +24,7 @@ export const fsEntrySchema = z.object({ name: z.string(), type: fileType, size: 
 
 export const fsList = defineMethod({
   name: 'fs.list',
+  readOnly: true,
   description: 'List a folder of the session workspace (its root when no path is given).',
   params: z.object({ path: path.optional() }).strict().optional(),
   result: z.object({ entries: z.array(fsEntrySchema) }),
@@ -30,6 +32,7 @@ export const fsList = defineMethod({
 
 export const fsStat = defineMethod({
   name: 'fs.stat',
+  readOnly: true,
   description: 'Type, size, mode and times of a path in the session workspace.',
   params: z.object({ path }).strict(),
   result: z.object({ type: fileType, size: z.number(), mode: z.number().int(), mtimeMs: z.number(), ctimeMs: z.number() }),

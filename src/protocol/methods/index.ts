@@ -1,6 +1,7 @@
 // The registry of every method of the wire protocol (PROTOCOL.md, "Commands").
 import type { MethodDescriptor } from '../method.js';
 import { browserMethods } from './browser.js';
+import { commandList, commandStatus } from './command.js';
 import { fsDelete, fsList, fsRead, fsStat, fsWrite } from './fs.js';
 import { logWrite } from './log.js';
 import { processInfo } from './process.js';
@@ -11,6 +12,7 @@ import { stateDelete, stateGet, stateList, stateSet } from './state.js';
 import { systemCommands, systemPing } from './system.js';
 
 export * from './browser.js';
+export * from './command.js';
 export * from './fs.js';
 export * from './log.js';
 export * from './process.js';
@@ -31,9 +33,10 @@ export const methods: readonly MethodDescriptor[] = [
   processInfo,
   renderHtml,
   ...browserMethods,
+  commandStatus, commandList,
 ];
 
 export const methodsByName: ReadonlyMap<string, MethodDescriptor> = new Map(methods.map((m) => [m.name, m]));
 
 /** Namespaces an environment's `commands` policy can name. `session` is always allowed. */
-export const commandNamespaces: readonly string[] = [...new Set(methods.filter((m) => m.host !== 'edge').map((m) => m.namespace))];
+export const commandNamespaces: readonly string[] = [...new Set(methods.filter((m) => m.namespace !== 'session').map((m) => m.namespace))];

@@ -3,6 +3,7 @@ import { defineMethod, executorRefSchema } from '../method.js';
 
 export const processInfo = defineMethod({
   name: 'process.info',
+  readOnly: true,
   description: 'What the executor process is: ids, sandbox profile and whether it is enforced, limits, namespaces.',
   concurrent: true,
   params: z.object({}).strict().optional(),

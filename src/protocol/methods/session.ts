@@ -46,6 +46,7 @@ export const sessionJoin = defineMethod({
 
 export const sessionInfo = defineMethod({
   name: 'session.info',
+  readOnly: true,
   description: "The bound session's record.",
   host: 'edge',
   params: z.object({}).strict().optional(),

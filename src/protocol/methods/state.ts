@@ -6,6 +6,7 @@ const ok = z.object({ ok: z.literal(true) });
 
 export const stateGet = defineMethod({
   name: 'state.get',
+  readOnly: true,
   description: "Read a key of the session's key-value state (null when absent).",
   params: z.object({ key }).strict(),
   result: z.object({ value: z.unknown() }),
@@ -27,6 +28,7 @@ export const stateDelete = defineMethod({
 
 export const stateList = defineMethod({
   name: 'state.list',
+  readOnly: true,
   description: "List the keys of the session's key-value state.",
   params: z.object({}).strict().optional(),
   result: z.object({ keys: z.array(z.string()) }),

@@ -3,6 +3,7 @@ import { defineMethod, executorRefSchema } from '../method.js';
 
 export const systemPing = defineMethod({
   name: 'system.ping',
+  readOnly: true,
   description: 'Round trip to the executor of the bound session.',
   concurrent: true,
   params: z.object({}).strict().optional(),
@@ -18,6 +19,7 @@ export const commandInfoSchema = z.object({
 
 export const systemCommands = defineMethod({
   name: 'system.commands',
+  readOnly: true,
   description: "The commands this environment's policy allows, with JSON Schemas of params and result.",
   concurrent: true,
   params: z.object({}).strict().optional(),

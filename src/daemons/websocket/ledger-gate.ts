@@ -1,0 +1,230 @@
+// The edge's use of the command ledger, around the router's dispatch: a request's entry is
+// made durable before it is dispatched; a resent string id is answered from the ledger or
+// joins the running request; answers, timeouts and deaths become final states; and
+// command.status / command.list are answered once what this edge knows has landed.
+import type { Config } from '../../config/schema.js';
+import { ContinuumError } from '../../protocol/errors.js';
+import type { ExecutorStatus, LedgerOp } from '../../protocol/internal.js';
+import { errorFrame, type RequestId } from '../../protocol/jsonrpc.js';
+import { lostError, lostReasonOf, replayFrame } from '../../protocol/ledger.js';
+import type { MethodDescriptor } from '../../protocol/method.js';
+import { commandStatus, FINAL_COMMAND_STATES, type LostReason } from '../../protocol/methods/command.js';
+import type { ExecutorLink } from './executor-pool.js';
+import { finishOf } from './ledger-answers.js';
+import type { LedgerWriter } from './ledger-writer.js';
+import type { ClientConnection } from './router.js';
+import { parseParams, type Binding } from './session-binder.js';
+
+/** A ledgered request of this edge, from its accept until its final state is durable. */
+export interface Tracked {
+  key: string;
+  sessionId: string;
+  requestId: string;
+  /** Resends of the same string id, waiting for the answer. */
+  waiters: { conn: ClientConnection; id: RequestId | null }[];
+  /** The answer, once known: what a later resend gets until the ledger has it. */
+  answer?: string | Buffer;
+  /** When it was dispatched; its `start` is written only if it is still running a moment later. */
+  dispatchedAt?: number;
+}
+
+/** What the gate needs of a dispatched request. */
+export interface Dispatched {
+  tracked: Tracked;
+  id: RequestId | null;
+  method: string;
+  environment: string;
+  /** When it was dispatched. */
+  start: number;
+}
+
+/** Ledgered commands of an executor whose link dropped, waiting for the supervisor to say why it died. */
+interface Dying {
+  pid: number | null;
+  entries: Dispatched[];
+  timer: NodeJS.Timeout;
+  settled: Promise<void>;
+  done: () => void;
+}
+
+export interface GateHooks {
+  send(conn: ClientConnection, frame: string | Buffer): void;
+  log(binding: Binding, conn: ClientConnection, id: RequestId | null, method: string, outcome: string, code: number | undefined): void;
+}
+
+type FinishOp = Extract<LedgerOp, { op: 'finish' }>;
+
+const DYING_WAIT_MS = 2_000;
+/**
+ * A command still running this long after dispatch gets its `started` written; one that
+ * finishes sooner goes from accepted to its final state in one write that carries its start
+ * time. Half the ledger's writes for quick commands, at the cost of `started` showing late.
+ */
+const START_AFTER_MS = 25;
+
+export class LedgerGate {
+  /** String-id requests of this edge not yet final in the ledger, by session + id. */
+  private readonly open = new Map<string, Tracked>();
+  /** Keys whose never-dispatched entry is being removed: a resend waits for that. */
+  private readonly dropping = new Set<string>();
+  private readonly dying = new Map<string, Dying>();
+  private unstarted: Tracked[] = [];
+  private readonly outputCap: Map<string, number>;
+
+  constructor(config: Config, private readonly writer: LedgerWriter, private readonly hooks: GateHooks) {
+    this.outputCap = new Map(config.environments.map((e) => [e.name, e.ledger.outputBytes]));
+    setInterval(() => this.recordStarts(), START_AFTER_MS).unref();
+  }
+
+  /**
+   * Makes the request's entry durable. Resolves with it when it is new and may be
+   * dispatched; resolves undefined when it has been answered here (a resend, or no ledger).
+   */
+  async admit(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null): Promise<Tracked | undefined> {
+    const scoped = typeof id === 'string';
+    const requestId = scoped ? id : `#${conn.serial}.${++conn.seq}`;
+    const key = `${binding.sessionId}\n${requestId}`;
+    if (scoped) {
+      const running = this.open.get(key);
+      if (running) {
+        if (running.answer !== undefined) this.hooks.send(conn, running.answer);
+        else running.waiters.push({ conn, id });
+        return undefined;
+      }
+      if (this.dropping.has(key)) {
+        this.hooks.send(conn, errorFrame(id, new ContinuumError('EXECUTOR_UNAVAILABLE', `request ${requestId} is being cleared from the ledger after the session daemon restarted; nothing ran; retry shortly`, { retryable: true, retryAfterMs: 200 })));
+        return undefined;
+      }
+    }
+    const tracked: Tracked = { key, sessionId: binding.sessionId, requestId, waiters: [] };
+    if (scoped) this.open.set(key, tracked);
+    let existing;
+    try {
+      existing = await this.writer.accept({ op: 'accept', s: binding.sessionId, r: requestId, scope: scoped ? 'request' : 'connection', env: binding.environment, m: method.name, ex: binding.executorId, at: Date.now() });
+    } catch (err) {
+      this.open.delete(key);
+      const e = new ContinuumError('EXECUTOR_UNAVAILABLE', `the command ledger is unavailable (${(err as Error).message}); nothing was run; retry shortly`, { retryable: true, retryAfterMs: 200 });
+      this.answerAll(conn, tracked, errorFrame(id, e));
+      this.drop(tracked);
+      this.hooks.log(binding, conn, id, method.name, 'unavailable', e.rpcCode);
+      return undefined;
+    }
+    if (existing === null) return tracked;
+    this.open.delete(key);
+    // Only an entry left open by an earlier edge run can be open and not ours; the session daemon closes those at hello.
+    const frame = FINAL_COMMAND_STATES.has(existing.state)
+      ? replayFrame(id, existing)
+      : errorFrame(id, new ContinuumError('EXECUTOR_UNAVAILABLE', `request ${requestId} is still open in the ledger; ask command.status, or retry shortly`, { retryable: true, retryAfterMs: 500 }));
+    this.answerAll(conn, tracked, frame);
+    this.hooks.log(binding, conn, id, method.name, 'replayed', undefined);
+    return undefined;
+  }
+
+  /** It could not be sent to its executor, so it never ran: as if never sent, and a resend may run it. */
+  notDispatched(conn: ClientConnection, tracked: Tracked, frame: string): void {
+    this.open.delete(tracked.key);
+    this.answerAll(conn, tracked, frame);
+    this.drop(tracked);
+  }
+
+  dispatched(tracked: Tracked, at: number): void {
+    tracked.dispatchedAt = at;
+    this.unstarted.push(tracked);
+  }
+
+  /** The executor's answer: resends get the same bytes, the ledger its final state. */
+  answered(d: Dispatched, isError: boolean, body: Buffer): void {
+    const { tracked } = d;
+    this.settle(tracked, body, finishOf({ s: tracked.sessionId, r: tracked.requestId, at: Date.now(), started: d.start }, d.method, d.id, isError, body, this.outputCap.get(d.environment) ?? 65_536));
+  }
+
+  /** The edge stopped waiting for the executor (-32004). */
+  timedOut(d: Dispatched, error: ContinuumError): void {
+    const { tracked } = d;
+    this.settle(tracked, errorFrame(d.id, error), { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'failed', at: Date.now(), started: d.start, error: error.toRpc() });
+  }
+
+  /**
+   * Its executor died under it: it is lost. The reason (signal, the supervisor's kill) comes
+   * with the supervisor's next status, a moment after the link drops.
+   */
+  lost(link: ExecutorLink, d: Dispatched): void {
+    const id = link.status.id;
+    let batch = this.dying.get(id);
+    if (!batch) {
+      const pid = link.servedPid;
+      let done!: () => void;
+      const settled = new Promise<void>((r) => (done = r));
+      const timer = setTimeout(() => this.settleDying(id, { kind: 'link', signal: null, exitCode: null, detail: `the link to executor ${id} (pid ${pid}) dropped while it ran` }), DYING_WAIT_MS);
+      batch = { pid, entries: [], timer, settled, done };
+      this.dying.set(id, batch);
+    }
+    batch.entries.push(d);
+  }
+
+  /** The supervisor's view of the executors: says why a dead one died. */
+  onStatuses(statuses: ExecutorStatus[]): void {
+    for (const s of statuses) {
+      const batch = this.dying.get(s.id);
+      if (batch && s.lastExit && s.lastExit.pid === batch.pid) this.settleDying(s.id, lostReasonOf(s.lastExit, `executor ${s.id}`));
+    }
+  }
+
+  /** command.status / command.list of the bound session. */
+  async query(binding: Binding, method: MethodDescriptor, params: unknown): Promise<unknown> {
+    // A command whose executor just died is recorded as lost within DYING_WAIT_MS: answer after that.
+    await this.dying.get(binding.executorId)?.settled;
+    // What this edge already answered is in the ledger before the ledger is read.
+    await this.writer.barrier();
+    if (method.name === commandStatus.name) {
+      const { requestId } = parseParams<{ requestId: string }>(method, params);
+      const entry = await this.writer.get(binding.sessionId, requestId);
+      if (!entry) throw new ContinuumError('COMMAND_NOT_FOUND', `no request ${requestId} in the ledger of session ${binding.sessionId}: never accepted, or removed (session closed, retention)`);
+      return entry;
+    }
+    const p = parseParams<{ since?: number; limit?: number } | undefined>(method, params);
+    return this.writer.list(binding.sessionId, p?.since ?? 0, p?.limit ?? 1_000);
+  }
+
+  private settleDying(executorId: string, reason: LostReason): void {
+    const batch = this.dying.get(executorId);
+    if (!batch) return;
+    this.dying.delete(executorId);
+    clearTimeout(batch.timer);
+    batch.done();
+    const at = Date.now();
+    for (const d of batch.entries) {
+      const { tracked } = d;
+      const frame = errorFrame(d.id, lostError({ requestId: tracked.requestId, method: d.method, lostReason: reason }));
+      this.settle(tracked, frame, { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'lost', at, started: d.start, lost: reason });
+    }
+  }
+
+  /** Answers the waiting resends, keeps the answer for later ones until the final state is durable. */
+  private settle(tracked: Tracked, frame: string | Buffer, op: FinishOp): void {
+    for (const w of tracked.waiters) this.hooks.send(w.conn, frame);
+    tracked.waiters = [];
+    tracked.answer = frame;
+    void this.writer.record(op).then(() => {
+      if (this.open.get(tracked.key) === tracked) this.open.delete(tracked.key);
+    });
+  }
+
+  private recordStarts(): void {
+    const due = this.unstarted;
+    this.unstarted = [];
+    for (const t of due) if (t.answer === undefined) void this.writer.record({ op: 'start', s: t.sessionId, r: t.requestId, at: t.dispatchedAt! });
+  }
+
+  private drop(tracked: Tracked): void {
+    this.dropping.add(tracked.key);
+    void this.writer.record({ op: 'drop', s: tracked.sessionId, r: tracked.requestId }).then(() => this.dropping.delete(tracked.key));
+  }
+
+  /** Sends `frame` to the requester and to every resend waiting on the same id (same id, same bytes). */
+  private answerAll(conn: ClientConnection, tracked: Tracked, frame: string | Buffer): void {
+    this.hooks.send(conn, frame);
+    for (const w of tracked.waiters) this.hooks.send(w.conn, frame);
+    tracked.waiters = [];
+  }
+}
