@@ -5,6 +5,7 @@ import { ConfigError } from '../config/load.js';
 import { resolveHome } from '../config/paths.js';
 import { ContinuumError } from '../protocol/errors.js';
 import { logLevelSchema } from '../protocol/methods/log.js';
+import { dashboard } from './commands/dashboard.js';
 import { doctor } from './commands/doctor.js';
 import { logs } from './commands/logs.js';
 import { ps } from './commands/ps.js';
@@ -103,6 +104,14 @@ program
   .addOption(homeOption())
   .action((environment: string, opts: { home?: string }) => {
     process.stdout.write(`${token(environment, { home: home(opts) })}\n`);
+  });
+
+program
+  .command('dashboard')
+  .description('print a new one-time login link for the web dashboard')
+  .addOption(homeOption())
+  .action(async (opts: { home?: string }) => {
+    console.log(await dashboard({ home: home(opts) }));
   });
 
 program

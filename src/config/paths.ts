@@ -16,6 +16,8 @@ export interface HomePaths {
   executorSocket(executorId: string): string;
   /** Where a system daemon that serves commands (renderer, browser) listens. */
   serviceSocket(daemonId: string): string;
+  /** The renderer daemon's HTTP server (dashboard pages and live feed), behind the edge. */
+  dashboardSocket: string;
   workspace(environment: string, sessionId: string): string;
   envLog(environment: string): string;
 }
@@ -38,6 +40,7 @@ export function homePaths(home: string): HomePaths {
     runtimeFile: path.join(run, 'supervisor.json'),
     executorSocket: (id) => path.join(run, `exec-${id}.sock`),
     serviceSocket: (id) => path.join(run, `${id}.sock`),
+    dashboardSocket: path.join(run, 'dashboard.sock'),
     workspace: (environment, sessionId) => path.join(root, 'workspaces', environment, sessionId),
     envLog: (environment) => path.join(root, 'logs', `${environment}.log`),
   };

@@ -11,6 +11,7 @@ import { ContinuumError, toContinuumError } from '../../protocol/errors.js';
 import { errorFrame, notificationFrame, parseRequest, sniffId, successFrame, type RequestId } from '../../protocol/jsonrpc.js';
 import { methodsByName } from '../../protocol/methods/index.js';
 import type { ExecutorLink, ExecutorPool } from './executor-pool.js';
+import type { EdgeMetrics } from './metrics.js';
 import type { Binding, SessionBinder } from './session-binder.js';
 
 export interface ClientConnection {
@@ -47,10 +48,18 @@ export class Router {
   /** executor id → connections bound to one of its sessions (for restart notices). */
   private readonly boundTo = new Map<string, Set<ClientConnection>>();
   private readonly touched = new Set<string>();
+  /** Commands routed per session since the last touch (the dashboard's "commands run"). */
+  private readonly commandCounts = new Map<string, number>();
   private readonly allowed: Map<string, Set<string>>;
   private readonly shellDefaultTimeout: Map<string, number>;
 
-  constructor(private readonly config: Config, private readonly pool: ExecutorPool, private readonly binder: SessionBinder, private readonly touch: (ids: string[]) => void) {
+  constructor(
+    private readonly config: Config,
+    private readonly pool: ExecutorPool,
+    private readonly binder: SessionBinder,
+    private readonly touch: (ids: string[], commands: Record<string, number>) => void,
+    private readonly metrics: EdgeMetrics,
+  ) {
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
     setInterval(() => this.sweepDeadlines(), 250).unref();
@@ -131,7 +140,7 @@ export class Router {
       : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
     this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: target, start: now, deadline: now + budget + DEADLINE_GRACE_MS });
-    this.touched.add(binding.sessionId);
+    this.commandCounts.set(binding.sessionId, (this.commandCounts.get(binding.sessionId) ?? 0) + 1);
   }
 
   onExecutorFrame(link: ExecutorLink, frame: Frame): void {
@@ -211,15 +220,28 @@ export class Router {
   private flushTouches(): void {
     // A session with a command still running is active, however long the command takes.
     for (const entry of this.inflight.values()) this.touched.add(entry.sessionId);
+    for (const id of this.commandCounts.keys()) this.touched.add(id);
     if (this.touched.size === 0) return;
     const ids = [...this.touched];
+    const commands = Object.fromEntries(this.commandCounts);
     this.touched.clear();
-    this.touch(ids);
+    this.commandCounts.clear();
+    this.touch(ids, commands);
+  }
+
+  /** environment → sessions that have at least one connection bound now. */
+  boundSessions(): Map<string, number> {
+    const sessions = new Map<string, string>();
+    for (const set of this.boundTo.values()) for (const conn of set) if (conn.binding) sessions.set(conn.binding.sessionId, conn.binding.environment);
+    const out = new Map<string, number>();
+    for (const env of sessions.values()) out.set(env, (out.get(env) ?? 0) + 1);
+    return out;
   }
 
   private serveSessionMethod(conn: ClientConnection, name: string, id: RequestId | null, params: unknown): void {
     conn.backlog = [];
     const start = Date.now();
+    const boundBefore = conn.binding?.environment ?? '';
     const task = async (): Promise<unknown> => {
       if (name === 'session.connect' || name === 'session.join') {
         const { result, binding } = name === 'session.connect' ? await this.binder.connect(params, conn.grants) : await this.binder.join(params, conn.grants);
@@ -238,7 +260,10 @@ export class Router {
     };
     task()
       .then(
-        (result) => this.reply(conn, successFrame(id, result)),
+        (result) => {
+          this.reply(conn, successFrame(id, result));
+          this.metrics.observe(conn.binding?.environment ?? boundBefore, name, 'ok', Date.now() - start);
+        },
         (err) => {
           const e = toContinuumError(err);
           // A link error (daemon restarting) is a retryable unavailability to the client.
@@ -246,6 +271,7 @@ export class Router {
             ? new ContinuumError('EXECUTOR_UNAVAILABLE', `the session daemon is unavailable (${e.message}); retry shortly`, { retryable: true, retryAfterMs: 200 })
             : e;
           this.reply(conn, errorFrame(id, wire));
+          this.metrics.observe(conn.binding?.environment ?? boundBefore, name, 'error', Date.now() - start);
           emitRecord({ time: Date.now(), level: 30, msg: 'session call failed', pid: process.pid, component: 'websocket-daemon', method: name, requestId: id, durationMs: Date.now() - start, outcome: 'error', code: wire.rpcCode, remote: conn.remote }, 'server');
         },
       )
@@ -300,5 +326,6 @@ export class Router {
     };
     if (code !== undefined) record.code = code;
     emitRecord(record as never, entry.environment);
+    this.metrics.observe(entry.environment, method, outcome, durationMs);
   }
 }
