@@ -23,13 +23,19 @@ function currentView(): ViewName {
 function App() {
   const state = useFeed();
   const [view, setView] = useState(currentView);
+  // A view stays mounted once visited (hidden when another is shown), so the console keeps
+  // its connection and a running command, and the log tail its buffer, across tab switches.
+  const [visited, setVisited] = useState<ReadonlySet<ViewName>>(() => new Set([currentView()]));
   useEffect(() => {
-    const onHash = () => setView(currentView());
+    const onHash = () => {
+      const next = currentView();
+      setView(next);
+      setVisited((v) => (v.has(next) ? v : new Set([...v, next])));
+    };
     window.addEventListener('hashchange', onHash);
     return () => window.removeEventListener('hashchange', onHash);
   }, []);
   const failed = state.table?.processes.some((r) => r.state === 'failed') ?? false;
-  const View = VIEWS[view].view;
   return (
     <>
       <header class="top">
@@ -52,7 +58,16 @@ function App() {
         </div>
       </header>
       <main data-view={view}>
-        <View />
+        {(Object.keys(VIEWS) as ViewName[])
+          .filter((name) => visited.has(name))
+          .map((name) => {
+            const View = VIEWS[name].view;
+            return (
+              <div key={name} class="view-host" data-host={name} hidden={name !== view}>
+                <View />
+              </div>
+            );
+          })}
       </main>
     </>
   );

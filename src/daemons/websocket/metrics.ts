@@ -67,8 +67,8 @@ export class EdgeMetrics {
     if (!byMethod) this.series.set(environment, (byMethod = new Map()));
     let s = byMethod.get(method);
     if (!s) byMethod.set(method, (s = { outcomes: OUTCOMES.map(() => 0), buckets: new Array<number>(BUCKETS_MS.length + 1).fill(0), sumMs: 0, count: 0 }));
-    const o = outcome === 'ok' ? 0 : outcome === 'error' ? 1 : outcome === 'unavailable' ? 2 : 3;
-    s.outcomes[o]!++;
+    const o = OUTCOMES.indexOf(outcome as (typeof OUTCOMES)[number]);
+    if (o >= 0) s.outcomes[o]!++;
     let b = 0;
     while (b < BUCKETS_MS.length && durationMs > BUCKETS_MS[b]!) b++;
     s.buckets[b]!++;

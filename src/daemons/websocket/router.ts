@@ -63,9 +63,10 @@ export class Router {
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
     setInterval(() => this.sweepDeadlines(), 250).unref();
-    // Touch often enough that an active session can't look idle to the expiry sweep.
+    // Touch often enough that an active session can't look idle to the expiry sweep, and that
+    // the dashboard's "last active" and "commands" are at most a second behind.
     const shortestIdle = Math.min(...config.environments.map((e) => e.sessionIdleMs));
-    setInterval(() => this.flushTouches(), Math.max(250, Math.min(5_000, Math.floor(shortestIdle / 4)))).unref();
+    setInterval(() => this.flushTouches(), Math.max(250, Math.min(1_000, Math.floor(shortestIdle / 4)))).unref();
   }
 
   onMessage(conn: ClientConnection, data: Buffer, isBinary: boolean): void {

@@ -117,6 +117,7 @@ function ResultView({ entry }: { entry: Entry }) {
   }
   if (entry.result === undefined) return null;
   const r = entry.result as Record<string, unknown>;
+  if (Object.keys(r).length === 1 && r.ok === true) return <div class="exit ok">ok</div>;
   if (entry.method === 'fs.read' && typeof r.content === 'string') return <pre class="out">{r.content}</pre>;
   if (entry.method === 'fs.list' && Array.isArray(r.entries)) {
     const rows = r.entries as { name: string; type: string; size: number }[];

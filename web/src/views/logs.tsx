@@ -46,6 +46,14 @@ function initialFilter(): { environment: string; sessionId: string; level: strin
 export function LogsView() {
   const state = useFeed();
   const [filter, setFilter] = useState(initialFilter);
+  // A link to a filtered tail (#/logs?env=…&session=…) applies even when the view is open.
+  useEffect(() => {
+    const onHash = () => {
+      if (location.hash.startsWith('#/logs?')) setFilter(initialFilter());
+    };
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
   const [follow, setFollow] = useState(true);
   const [paused, setPaused] = useState(false);
   const [error, setError] = useState<string | undefined>();

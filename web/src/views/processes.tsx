@@ -29,7 +29,7 @@ function Row({ row, feed, standby }: { row: ProcessRow; feed: FeedState; standby
       <td class="num">{row.pid && !standby ? duration(row.uptimeMs) : '–'}</td>
       <td class="num chart-cell">
         <span class="figure">{percent(row.cpuPercent)}</span>
-        <Sparkline points={points} field={1} windowMs={feed.chartWindowMs} max={100} label={`CPU of ${row.id}`} />
+        <Sparkline points={points} field={1} windowMs={feed.chartWindowMs} floor={5} label={`CPU of ${row.id}`} />
       </td>
       <td class="num chart-cell">
         <span class="figure">{bytes(row.rssBytes)}</span>
@@ -114,10 +114,13 @@ function EventList({ events }: { events: ProcessEvent[] }) {
     <ol class="events">
       {[...events].reverse().slice(0, 30).map((e) => (
         <li data-id={e.id} data-state={e.state} data-pid={e.pid ?? ''} data-restarts={e.restarts}>
-          <span class="time">{clock(e.time)}</span> <span class="mono">{e.id}</span> <StateBadge state={e.state} />
-          {e.pid ? <span class="mono"> pid {e.pid}</span> : null}
-          <span class="muted"> · restarts {e.restarts}</span>
-          {e.reason && e.state !== 'running' ? <span class="muted"> · {e.reason}</span> : null}
+          <div>
+            <span class="time">{clock(e.time)}</span> <span class="mono">{e.id}</span> <StateBadge state={e.state} />
+          </div>
+          <div class="muted small">
+            {e.pid ? `pid ${e.pid} · ` : ''}restarts {e.restarts}
+            {e.reason && e.state !== 'running' ? ` · ${e.reason}` : ''}
+          </div>
         </li>
       ))}
     </ol>

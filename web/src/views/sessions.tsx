@@ -123,7 +123,7 @@ function SessionTable({ rows, selected, onSelect }: { rows: SessionRow[]; select
             </td>
             <td title={new Date(s.createdAt).toLocaleString()}>{ago(s.createdAt)}</td>
             <td title={new Date(s.lastActiveAt).toLocaleString()}>{ago(s.lastActiveAt)}</td>
-            <td class="num">{s.commands}</td>
+            <td class="num commands">{s.commands}</td>
           </tr>
         ))}
       </tbody>
