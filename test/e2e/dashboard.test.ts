@@ -133,7 +133,6 @@ describe('dashboard (headless Chromium)', { skip: missing, timeout: 240_000 }, (
     await waitFor(async () => (await row.getAttribute('data-pid')) === String(newPid) && (await row.getAttribute('data-state')) === 'running' || undefined, 15_000, 'the row shows the new pid');
     assert.equal(Number(await row.getAttribute('data-restarts')), restarts + 1);
     assert.equal((await tree.row('remote-0')).pid, newPid, 'the page agrees with `continuum ps`');
-    await shot(page, 'processes');
   });
 
   test('the console runs a command; its log line appears in Logs; a reload resumes the same session', async () => {
@@ -195,6 +194,41 @@ describe('dashboard (headless Chromium)', { skip: missing, timeout: 240_000 }, (
     const browserPid = (await tree.row('browser-0')).pid;
     assert.match(await page.locator(`.detail[data-session="${sessionId}"]`).innerText(), new RegExp(`pid ${browserPid}`));
     await shot(page, 'sessions');
+  });
+
+  test('a burst of log lines: the page keeps a bounded buffer, renders only the rows in view, and stays responsive', async () => {
+    const { page } = main;
+    await page.goto(`${base}/#/logs?env=agent`);
+    await page.locator('.logs-status [data-count]').waitFor();
+    // 3 000 log.write commands: each is its own line plus the edge's command line.
+    const token = tree.token('agent');
+    const ws = new WebSocket(`ws://127.0.0.1:${tree.port}/ws`, { headers: { authorization: `Bearer ${token}` } });
+    await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
+    let answered = 0;
+    ws.on('message', () => answered++);
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'session.connect', params: { environment: 'agent', sessionId: 'burst' } }));
+    const N = 3_000;
+    for (let sent = 0; sent < N; ) {
+      // Within the edge's in-flight limit per connection.
+      const batch = Math.min(48, N - sent);
+      const target = answered + batch;
+      for (let i = 0; i < batch; i++, sent++) ws.send(JSON.stringify({ jsonrpc: '2.0', id: sent + 1, method: 'log.write', params: { level: 'info', message: `burst line ${sent}` } }));
+      await waitFor(() => answered >= target || undefined, 20_000, 'answers');
+    }
+    ws.close();
+    const count = page.locator('.logs-status [data-count]');
+    await waitFor(async () => Number(await count.getAttribute('data-count')) === 5_000 || undefined, 30_000, 'the buffer to fill to its bound');
+    await page.locator('.logline', { hasText: `burst line ${N - 1}` }).waitFor({ timeout: 20_000 });
+    const rows = await page.locator('.vlist .vrow').count();
+    assert.ok(rows < 120, `only the rows in view are in the DOM (${rows})`);
+    const t0 = Date.now();
+    await page.evaluate('1');
+    assert.ok(Date.now() - t0 < 2_000, 'the page answers at once');
+
+    // The processes page after all this, for the README: the restart is still listed.
+    await page.goto(`${base}/#/processes`);
+    await page.locator('ol.events li[data-id="remote-0"][data-state="restarting"]').waitFor();
+    await shot(page, 'processes');
   });
 
   test('a WebSocket from a foreign origin is refused, with or without the cookie', async () => {
