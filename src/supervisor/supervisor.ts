@@ -15,7 +15,7 @@ import { LogRouter } from './log-router.js';
 import { ManagedChild, type ExitInfo } from './managed-child.js';
 import { processInfo } from '../protocol/methods/process.js';
 import { DashboardLogins } from './dashboard-logins.js';
-import { ProcStats } from './proc-stats.js';
+import { ProcStats, type ProcSample } from './proc-stats.js';
 
 export type { ProcessRow } from '../protocol/control.js';
 
@@ -45,6 +45,8 @@ export class Supervisor {
   readonly logins = new DashboardLogins();
   private readonly namespaces = readNamespaces();
   private readonly stats = new ProcStats();
+  /** pid → its latest 2-second sample: what ps, the dashboard and /metrics all read. */
+  private readonly samples = new Map<number, ProcSample>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastHeartbeatTick = 0;
   private standbyTimer: NodeJS.Timeout | undefined;
@@ -257,19 +259,35 @@ export class Supervisor {
     }
   }
 
+  /**
+   * Every process is sampled on this one clock, and readers get the latest sample: sampling
+   * on each read would measure CPU over whatever short interval since the previous reader.
+   */
   private sampleStats(): void {
-    for (const c of this.children.values()) if (c.pid) this.stats.sample(c.pid);
+    const pids = [process.pid, ...[...this.children.values()].flatMap((c) => [c.pid, c.standbyPid])].filter((p): p is number => p !== null);
+    const fresh = new Map<number, ProcSample>();
+    for (const pid of pids) {
+      const sample = this.stats.sample(pid);
+      if (sample) fresh.set(pid, sample);
+    }
+    for (const pid of this.samples.keys()) if (!fresh.has(pid)) this.stats.forget(pid);
+    this.samples.clear();
+    for (const [pid, sample] of fresh) this.samples.set(pid, sample);
+  }
+
+  private sampleOf(pid: number): ProcSample | undefined {
+    return this.samples.get(pid) ?? this.stats.sample(pid);
   }
 
   async processTable(): Promise<ProcessRow[]> {
     const counts = ((await this.children.get('session-daemon')?.query('sessionCounts')) ?? {}) as Record<string, number>;
     const now = Date.now();
-    const self = this.stats.sample(process.pid);
+    const self = this.sampleOf(process.pid);
     const rows: ProcessRow[] = [
       { name: 'continuum-supervisor', id: 'supervisor', pid: process.pid, environment: null, state: this.shuttingDown ? 'stopping' : 'running', restarts: 0, uptimeMs: Math.round(process.uptime() * 1000), rssBytes: self?.rssBytes ?? null, cpuPercent: self?.cpuPercent ?? null, cpuSeconds: self?.cpuSeconds ?? null, sessions: null, reason: null },
     ];
     for (const c of this.children.values()) {
-      const s = c.pid ? this.stats.sample(c.pid) : undefined;
+      const s = c.pid ? this.sampleOf(c.pid) : undefined;
       rows.push({
         name: c.spec.name,
         id: c.spec.id,
@@ -293,7 +311,7 @@ export class Supervisor {
     return [...this.children.values()].flatMap((c) => {
       const pid = c.standbyPid;
       if (pid === null) return [];
-      const st = this.stats.sample(pid);
+      const st = this.sampleOf(pid);
       return [{ name: c.spec.name, id: `${c.spec.id}.standby`, pid, environment: c.spec.environment ?? null, state: 'standby', restarts: 0, uptimeMs: 0, rssBytes: st?.rssBytes ?? null, cpuPercent: st?.cpuPercent ?? null, cpuSeconds: st?.cpuSeconds ?? null, sessions: null, reason: null }];
     });
   }
