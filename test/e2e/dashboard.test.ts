@@ -179,18 +179,35 @@ describe('dashboard (headless Chromium)', { skip: missing, timeout: 240_000 }, (
     await waitFor(async () => (await page.locator('.transcript').innerText()).includes(`still ${mark}`) || undefined, 20_000, 'the session kept its shell state');
     await page.locator('.entry[data-status="ok"]', { hasText: `still $MARK` }).waitFor({ timeout: 20_000 });
 
+    // The executor dies: the console says so, and its next command runs in the same session.
+    const victim = (await tree.row('browser-0')).pid!;
+    process.kill(victim, 'SIGKILL');
+    await page.fill('.composer input[name="input"]', 'echo "after the restart: $MARK"');
+    await page.press('.composer input[name="input"]', 'Enter');
+    await page.locator('.entry[data-status="ok"]', { hasText: 'after the restart' }).waitFor({ timeout: 30_000 });
+    assert.match(await page.locator('.transcript').innerText(), new RegExp(`after the restart: ${mark}`));
+    await page.locator('.note-line', { hasText: 'executor was replaced' }).waitFor({ timeout: 15_000 });
+    assert.notEqual((await tree.waitRunning('browser-0', victim)).pid, victim);
+
     // Sessions: the session, its executor's pid, and its recent commands.
     await page.goto(`${base}/#/sessions`);
     const srow = page.locator(`tr[data-session="${sessionId}"]`);
     await srow.waitFor({ timeout: 15_000 });
-    // Five commands ran in it: three shell.exec, a state.set, an fs.list (from the other tab).
-    await waitFor(async () => (await srow.locator('td.commands').innerText()) === '5' || undefined, 15_000, 'the session counts its 5 commands');
+    // Six commands ran in it: four shell.exec, a state.set, an fs.list (from the other tab).
+    // The one after the kill may have needed more than one try: each try has a log line, and
+    // counts as run if the edge forwarded it (not if it was refused while the executor was down).
+    const tries = Number(await page.locator('.entry', { hasText: 'after the restart' }).getAttribute('data-attempts'));
+    const sent = 5 + tries;
+    await waitFor(async () => {
+      const n = Number(await srow.locator('td.commands').innerText());
+      return n >= 6 && n <= sent ? n : undefined;
+    }, 15_000, `the session counts its commands (6 to ${sent})`);
     await srow.click();
     const detail = page.locator(`.detail[data-session="${sessionId}"]`);
-    await waitFor(async () => (await detail.locator('tr[data-method]').count()) === 5 || undefined, 15_000, 'its 5 recent commands').catch(async (err: Error) => {
+    await waitFor(async () => (await detail.locator('tr[data-method]').count()) === sent || undefined, 15_000, `its ${sent} recent commands`).catch(async (err: Error) => {
       throw new Error(`${err.message}; the page shows:\n${await detail.innerText()}`);
     });
-    assert.equal(await page.locator(`.detail[data-session="${sessionId}"] tr[data-method="shell.exec"][data-outcome="ok"]`).count(), 3);
+    assert.equal(await page.locator(`.detail[data-session="${sessionId}"] tr[data-method="shell.exec"][data-outcome="ok"]`).count(), 4);
     const browserPid = (await tree.row('browser-0')).pid;
     assert.match(await page.locator(`.detail[data-session="${sessionId}"]`).innerText(), new RegExp(`pid ${browserPid}`));
     await shot(page, 'sessions');

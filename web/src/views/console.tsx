@@ -25,7 +25,8 @@ interface Entry {
   /** What the person typed, for display. */
   input: string;
   params: Record<string, unknown>;
-  status: 'waiting' | 'running' | 'ok' | 'error';
+  /** waiting: to be sent when the executor can take it; retrying: waits out a back-off first. */
+  status: 'waiting' | 'retrying' | 'running' | 'ok' | 'error';
   output: { stream: 'stdout' | 'stderr'; data: string }[];
   result?: unknown;
   error?: string;
@@ -48,7 +49,12 @@ function loadHistory(sid: string): Item[] {
   try {
     const items = JSON.parse(localStorage.getItem(HISTORY_KEY(sid)) ?? '[]') as Item[];
     // A command that was running when the page went away has no answer to wait for.
-    return items.map((i) => (!isNote(i) && (i.status === 'running' || i.status === 'waiting') ? { ...i, status: 'error', error: 'the page was reloaded before it finished' } : i));
+    return items.map((i) => {
+      if (isNote(i)) return i;
+      if (i.status === 'running') return { ...i, status: 'error', error: 'the page was reloaded while this ran; its answer is lost (the session log has its outcome)' };
+      if (i.status === 'waiting' || i.status === 'retrying') return { ...i, status: 'error', error: 'the page was reloaded before this was sent; it did not run' };
+      return i;
+    });
   } catch {
     return [];
   }
@@ -128,12 +134,12 @@ function ResultView({ entry }: { entry: Entry }) {
 
 function EntryView({ entry }: { entry: Entry }) {
   return (
-    <div class={`entry status-${entry.status}`} data-method={entry.method} data-status={entry.status}>
+    <div class={`entry status-${entry.status}`} data-method={entry.method} data-status={entry.status} data-attempts={entry.attempts}>
       <div class="entry-head">
         <span class="prompt">{entry.method === 'shell.exec' ? '$' : entry.method}</span>
         <span class="input mono">{entry.input}</span>
         <span class="meta">
-          {entry.status === 'waiting' ? <span class="badge warn">waiting for the executor</span> : entry.status === 'running' ? <span class="badge info">running</span> : null}
+          {entry.status === 'waiting' || entry.status === 'retrying' ? <span class="badge warn">waiting for the executor</span> : entry.status === 'running' ? <span class="badge info">running</span> : null}
           {entry.durationMs !== undefined ? <span class="muted"> {duration(entry.durationMs)}</span> : null}
           <span class="muted"> {clock(entry.startedAt)}</span>
         </span>
@@ -236,8 +242,12 @@ export function ConsoleView() {
       (err: RpcError) => {
         // The executor (or our connection) went away: send it again once it is back.
         const again = (err.code === UNAVAILABLE || err.code === DISCONNECTED) && err.retryable && entry.attempts + 1 < MAX_ATTEMPTS;
-        if (again) update(entry.id, { status: 'waiting', output: [], note: `${err.message} — it will be sent again when the executor is back.` });
-        else update(entry.id, { status: 'error', error: `${err.message}${err.code > 0 || err.code < -1 ? ` (${err.code})` : ''}`, durationMs: performance.now() - t0 });
+        if (again) {
+          // Back off (as the server asks, and more each time), then wait for the executor.
+          const delay = Math.max(Number(err.data?.retryAfterMs) || 0, 250 * 2 ** entry.attempts);
+          update(entry.id, { status: 'retrying', output: [], note: `${err.message} — it will be sent again when the executor is back.` });
+          setTimeout(() => update(entry.id, (e) => (e.status === 'retrying' ? { status: 'waiting' } : {})), delay);
+        } else update(entry.id, { status: 'error', error: `${err.message}${err.code > 0 || err.code < -1 ? ` (${err.code})` : ''}`, durationMs: performance.now() - t0 });
       },
     );
   };
