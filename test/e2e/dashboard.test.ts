@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import WebSocket from 'ws';
-import { freePort, startTree, stopTree, waitFor, type Tree } from '../helpers/tree.js';
+import { cli, freePort, startTree, stopTree, waitFor, type Tree } from '../helpers/tree.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -133,6 +133,30 @@ describe('dashboard (headless Chromium)', { skip: missing, timeout: 240_000 }, (
     await waitFor(async () => (await row.getAttribute('data-pid')) === String(newPid) && (await row.getAttribute('data-state')) === 'running' || undefined, 15_000, 'the row shows the new pid');
     assert.equal(Number(await row.getAttribute('data-restarts')), restarts + 1);
     assert.equal((await tree.row('remote-0')).pid, newPid, 'the page agrees with `continuum ps`');
+  });
+
+  test('a crash-looping environment is marked failed and stands out, until `continuum restart` clears it', async () => {
+    const { page } = main;
+    await page.goto(`${base}/#/processes`);
+    // More exits than restart.intensity (5) within the period.
+    let pid = (await tree.row('persona-0')).pid;
+    for (let i = 0; i < 6; i++) {
+      process.kill(pid!, 'SIGKILL');
+      if (i < 5) pid = (await tree.waitRunning('persona-0', pid, 15_000)).pid;
+    }
+    const row = page.locator('tr.proc[data-id="persona-0"]');
+    await waitFor(async () => (await row.getAttribute('data-state')) === 'failed' || undefined, 15_000, 'persona-0 failed on the page');
+    assert.match(await row.getAttribute('class') ?? '', /is-failed/);
+    assert.match(await row.innerText(), /crash loop/);
+    assert.match(await page.locator('.alert-error').innerText(), /persona/);
+    assert.match(await page.locator('.env-card[data-environment="persona"]').getAttribute('class') ?? '', /is-failed/);
+    await page.locator('nav a[data-view="processes"] .dot-failed').waitFor();
+    await page.locator('tr.proc[data-id="persona-0"]').scrollIntoViewIfNeeded();
+    await shot(page, 'processes-failed');
+    const r = await cli(['restart', 'persona', '--home', tree.home]);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor(async () => (await row.getAttribute('data-state')) === 'running' || undefined, 15_000, 'persona-0 running again');
+    assert.equal(await page.locator('.alert-error').count(), 0);
   });
 
   test('the console runs a command; its log line appears in Logs; a reload resumes the same session', async () => {

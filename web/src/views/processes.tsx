@@ -136,7 +136,11 @@ export function ProcessesView() {
     <div class="view processes">
       {failed.size ? (
         <div class="alert alert-error" role="alert">
-          Failed: {[...failed].join(', ')}. Their requests get -32003 until someone runs <code>continuum restart &lt;environment&gt;</code>.
+          {[...failed].map((env) => (
+            <div key={env}>
+              Environment <strong>{env}</strong> has failed (crash loop): its requests get -32003 until someone runs <code>continuum restart {env}</code>.
+            </div>
+          ))}
         </div>
       ) : null}
       <section class="card">
