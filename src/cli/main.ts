@@ -6,6 +6,7 @@ import { resolveHome } from '../config/paths.js';
 import { ContinuumError } from '../protocol/errors.js';
 import { logLevelSchema } from '../protocol/methods/log.js';
 import { auditVerify } from './commands/audit.js';
+import { dashboard } from './commands/dashboard.js';
 import { doctor } from './commands/doctor.js';
 import { logs } from './commands/logs.js';
 import { ps } from './commands/ps.js';
@@ -117,6 +118,14 @@ program
     const r = auditVerify(environment, { home: home(opts) });
     console.log(opts.json ? JSON.stringify(r.reports, null, 2) : r.text);
     if (!r.ok) process.exitCode = 1;
+  });
+
+program
+  .command('dashboard')
+  .description('print a new one-time login link for the web dashboard')
+  .addOption(homeOption())
+  .action(async (opts: { home?: string }) => {
+    console.log(await dashboard({ home: home(opts) }));
   });
 
 program

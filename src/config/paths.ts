@@ -20,6 +20,8 @@ export interface HomePaths {
   serviceSocket(daemonId: string): string;
   /** The egress proxy's socket for one environment with a network allowlist. */
   egressSocket(environment: string): string;
+  /** The renderer daemon's HTTP server (dashboard pages and live feed), behind the edge. */
+  dashboardSocket: string;
   workspace(environment: string, sessionId: string): string;
   envLog(environment: string): string;
 }
@@ -44,6 +46,7 @@ export function homePaths(home: string): HomePaths {
     executorSocket: (id) => path.join(run, `exec-${id}.sock`),
     serviceSocket: (id) => path.join(run, `${id}.sock`),
     egressSocket: (environment) => path.join(run, `egress-${environment}.sock`),
+    dashboardSocket: path.join(run, 'dashboard.sock'),
     workspace: (environment, sessionId) => path.join(root, 'workspaces', environment, sessionId),
     envLog: (environment) => path.join(root, 'logs', `${environment}.log`),
   };

@@ -9,6 +9,7 @@ import { awaitActivation, readBoot, SupervisorChannel } from '../bus/supervisor-
 import { homePaths } from '../config/paths.js';
 import { childLogger } from '../logging/child-log.js';
 import type { ExecutorEnv } from './command.js';
+import { info as processInfo } from './commands/process.js';
 import { Dispatcher } from './dispatcher.js';
 import { SessionCache } from './session-context.js';
 
@@ -51,6 +52,7 @@ channel = new SupervisorChannel(async () => {
   await server.close();
   sessions.close();
 });
+channel.onQuery((q) => (q === 'processInfo' ? processInfo(undefined, { env }) : null));
 // Connect to the session daemon in the background: being ready to route must not wait
 // for it, and a command that needs a session retries the link itself.
 sessions.connect(2_000).catch(() => undefined);

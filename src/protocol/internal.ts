@@ -26,6 +26,8 @@ export interface ChildBoot {
   egressSocket?: string;
   /** How this child's previous process ended (the edge: why its in-flight commands were lost). */
   previousExit?: ExitRecord;
+  /** Only the edge: signs the dashboard's session cookies (new each run of the supervisor). */
+  dashboardKey?: string;
 }
 
 export type ExecutorState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
@@ -52,7 +54,10 @@ export type SupervisorMessage =
   | { t: 'ping'; seq: number }
   | { t: 'activate' }
   | { t: 'executors'; executors: ExecutorStatus[]; services: ExecutorStatus[] }
-  | { t: 'query'; seq: number; q: 'sessionCounts' };
+  | { t: 'query'; seq: number; q: SupervisorQuery };
+
+/** What the supervisor asks a child: the session daemon its counts, an executor its process.info. */
+export type SupervisorQuery = 'sessionCounts' | 'processInfo';
 
 /** Child → supervisor. Executors are not trusted: their messages are checked. */
 export const childMessageSchema = z.discriminatedUnion('t', [

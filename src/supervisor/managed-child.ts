@@ -2,7 +2,7 @@
 // Everything started for a child (timers, listeners) ends with it.
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { childMessageSchema, type ChildBoot, type ExecutorState, type ExitRecord, type SupervisorMessage } from '../protocol/internal.js';
+import { childMessageSchema, type ChildBoot, type ExecutorState, type ExitRecord, type SupervisorMessage, type SupervisorQuery } from '../protocol/internal.js';
 import type { ChildSpec } from './child-spec.js';
 import type { LogRouter } from './log-router.js';
 import { spawnChild, type SpawnedChild } from './spawn-child.js';
@@ -161,7 +161,7 @@ export class ManagedChild {
     this.pingSentAt = null;
   }
 
-  query(q: 'sessionCounts', timeoutMs = 1_000): Promise<unknown> {
+  query(q: SupervisorQuery, timeoutMs = 1_000): Promise<unknown> {
     if (!this.proc?.connected) return Promise.resolve(null);
     const seq = ++this.querySeq;
     return new Promise((resolve) => {

@@ -7,6 +7,8 @@ const PAGE_SIZE = 4096;
 export interface ProcSample {
   rssBytes: number;
   cpuPercent: number;
+  /** user + system CPU time since the process started. */
+  cpuSeconds: number;
 }
 
 export class ProcStats {
@@ -28,7 +30,7 @@ export class ProcStats {
     const prev = this.last.get(pid);
     this.last.set(pid, { ticks, at: now });
     const cpuPercent = prev && now > prev.at ? ((ticks - prev.ticks) / CLOCK_TICKS) / ((now - prev.at) / 1000) * 100 : 0;
-    return { rssBytes, cpuPercent: Math.max(0, Math.round(cpuPercent * 10) / 10) };
+    return { rssBytes, cpuPercent: Math.max(0, Math.round(cpuPercent * 10) / 10), cpuSeconds: ticks / CLOCK_TICKS };
   }
 
   forget(pid: number): void {

@@ -7,27 +7,18 @@ import { busProof } from '../bus/auth.js';
 import { homePaths, SERVER_LOG, type HomePaths } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import { ensureSecrets } from '../config/secrets.js';
+import type { ProcessRow } from '../protocol/control.js';
 import type { ChildBoot, ExecutorStatus } from '../protocol/internal.js';
 import { readNamespaces } from '../sandbox/namespaces.js';
 import { daemonSpecs, egressEnvironments, executorSpecs, type ChildSpec } from './child-spec.js';
 import { AuditTrail } from './audit-trail.js';
 import { LogRouter } from './log-router.js';
 import { ManagedChild, type ExitInfo } from './managed-child.js';
-import { ProcStats } from './proc-stats.js';
+import { processInfo } from '../protocol/methods/process.js';
+import { DashboardLogins } from './dashboard-logins.js';
+import { ProcStats, type ProcSample } from './proc-stats.js';
 
-export interface ProcessRow {
-  name: string;
-  id: string;
-  pid: number | null;
-  environment: string | null;
-  state: string;
-  restarts: number;
-  uptimeMs: number;
-  rssBytes: number | null;
-  cpuPercent: number | null;
-  sessions: number | null;
-  reason: string | null;
-}
+export type { ProcessRow } from '../protocol/control.js';
 
 export interface RuntimeInfo {
   pid: number;
@@ -50,8 +41,13 @@ export class Supervisor {
   readonly logs: LogRouter;
   private readonly children = new Map<string, ManagedChild>();
   private readonly busKey = randomBytes(32).toString('hex');
+  private readonly dashboardKey = randomBytes(32).toString('hex');
+  /** One-time dashboard login links. */
+  readonly logins = new DashboardLogins();
   private readonly namespaces = readNamespaces();
   private readonly stats = new ProcStats();
+  /** pid → its latest 2-second sample: what ps, the dashboard and /metrics all read. */
+  private readonly samples = new Map<number, ProcSample>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastHeartbeatTick = 0;
   private standbyTimer: NodeJS.Timeout | undefined;
@@ -122,6 +118,7 @@ export class Supervisor {
     if (spec.role === 'session-daemon') boot.busKey = this.busKey;
     const previous = this.children.get(spec.id)?.lastExit;
     if (previous) boot.previousExit = previous;
+    if (spec.role === 'websocket-daemon') boot.dashboardKey = this.dashboardKey;
     if (spec.environment !== undefined && spec.replica !== undefined) boot.executor = { id: spec.id, environment: spec.environment, replica: spec.replica };
     if (spec.role === 'executor' && egressEnvironments(this.config).includes(spec.environment!)) boot.egressSocket = this.paths.egressSocket(spec.environment!);
     return boot;
@@ -236,8 +233,21 @@ export class Supervisor {
     };
   }
 
+  /** The edge routes by these; the renderer shows every change live on the dashboard. */
   private pushExecutors(): void {
-    this.children.get('websocket-daemon')?.send({ t: 'executors', executors: this.executorStatuses(), services: this.serviceStatuses() });
+    const message = { t: 'executors', executors: this.executorStatuses(), services: this.serviceStatuses() } as const;
+    this.children.get('websocket-daemon')?.send(message);
+    this.children.get('renderer-daemon')?.send(message);
+  }
+
+  /**
+   * Each running executor's own `process.info` (what its sandbox really is), asked over IPC.
+   * Executors are not trusted: an answer that doesn't fit the schema counts as none.
+   */
+  async processInfo(): Promise<Record<string, unknown>> {
+    const executors = [...this.children.values()].filter((c) => c.spec.role === 'executor' && c.state === 'running');
+    const answers = await Promise.all(executors.map(async (c) => [c.spec.id, processInfo.result.safeParse(await c.query('processInfo')).data ?? null] as const));
+    return Object.fromEntries(answers);
   }
 
   private checkHeartbeats(): void {
@@ -255,19 +265,35 @@ export class Supervisor {
     }
   }
 
+  /**
+   * Every process is sampled on this one clock, and readers get the latest sample: sampling
+   * on each read would measure CPU over whatever short interval since the previous reader.
+   */
   private sampleStats(): void {
-    for (const c of this.children.values()) if (c.pid) this.stats.sample(c.pid);
+    const pids = [process.pid, ...[...this.children.values()].flatMap((c) => [c.pid, c.standbyPid])].filter((p): p is number => p !== null);
+    const fresh = new Map<number, ProcSample>();
+    for (const pid of pids) {
+      const sample = this.stats.sample(pid);
+      if (sample) fresh.set(pid, sample);
+    }
+    for (const pid of this.samples.keys()) if (!fresh.has(pid)) this.stats.forget(pid);
+    this.samples.clear();
+    for (const [pid, sample] of fresh) this.samples.set(pid, sample);
+  }
+
+  private sampleOf(pid: number): ProcSample | undefined {
+    return this.samples.get(pid) ?? this.stats.sample(pid);
   }
 
   async processTable(): Promise<ProcessRow[]> {
     const counts = ((await this.children.get('session-daemon')?.query('sessionCounts')) ?? {}) as Record<string, number>;
     const now = Date.now();
-    const self = this.stats.sample(process.pid);
+    const self = this.sampleOf(process.pid);
     const rows: ProcessRow[] = [
-      { name: 'continuum-supervisor', id: 'supervisor', pid: process.pid, environment: null, state: this.shuttingDown ? 'stopping' : 'running', restarts: 0, uptimeMs: Math.round(process.uptime() * 1000), rssBytes: self?.rssBytes ?? null, cpuPercent: self?.cpuPercent ?? null, sessions: null, reason: null },
+      { name: 'continuum-supervisor', id: 'supervisor', pid: process.pid, environment: null, state: this.shuttingDown ? 'stopping' : 'running', restarts: 0, uptimeMs: Math.round(process.uptime() * 1000), rssBytes: self?.rssBytes ?? null, cpuPercent: self?.cpuPercent ?? null, cpuSeconds: self?.cpuSeconds ?? null, sessions: null, reason: null },
     ];
     for (const c of this.children.values()) {
-      const s = c.pid ? this.stats.sample(c.pid) : undefined;
+      const s = c.pid ? this.sampleOf(c.pid) : undefined;
       rows.push({
         name: c.spec.name,
         id: c.spec.id,
@@ -278,6 +304,7 @@ export class Supervisor {
         uptimeMs: c.pid ? now - c.startedAt : 0,
         rssBytes: s?.rssBytes ?? null,
         cpuPercent: s?.cpuPercent ?? null,
+        cpuSeconds: s?.cpuSeconds ?? null,
         sessions: c.spec.role === 'executor' ? counts[c.spec.id] ?? 0 : null,
         reason: c.reason,
       });
@@ -290,8 +317,8 @@ export class Supervisor {
     return [...this.children.values()].flatMap((c) => {
       const pid = c.standbyPid;
       if (pid === null) return [];
-      const st = this.stats.sample(pid);
-      return [{ name: c.spec.name, id: `${c.spec.id}.standby`, pid, environment: c.spec.environment ?? null, state: 'standby', restarts: 0, uptimeMs: 0, rssBytes: st?.rssBytes ?? null, cpuPercent: st?.cpuPercent ?? null, sessions: null, reason: null }];
+      const st = this.sampleOf(pid);
+      return [{ name: c.spec.name, id: `${c.spec.id}.standby`, pid, environment: c.spec.environment ?? null, state: 'standby', restarts: 0, uptimeMs: 0, rssBytes: st?.rssBytes ?? null, cpuPercent: st?.cpuPercent ?? null, cpuSeconds: st?.cpuSeconds ?? null, sessions: null, reason: null }];
     });
   }
 

@@ -2,6 +2,7 @@
 // across rotations and filtered by session, level and text.
 import fs from 'node:fs';
 import { homePaths } from '../../config/paths.js';
+import { LogFollower } from '../../logging/log-follower.js';
 import { levelNames, levelNumbers } from '../../logging/record.js';
 import type { LogLevelName } from '../../protocol/methods/log.js';
 import { CliError } from '../runtime.js';
@@ -55,66 +56,20 @@ export async function logs(environment: string, opts: LogsOptions, write: (s: st
   const file = homePaths(opts.home).envLog(environment);
   if (!fs.existsSync(file) && !opts.follow) throw new CliError(`no log at ${file}; is "${environment}" an environment of this home?`);
   const match = matcher(opts);
-  // We hold the file open: after a rotation the old file (renamed) is read to its end
-  // before we switch to the new one, so no line written in between is lost.
-  let fd: number | undefined;
-  let inode = -1;
-  let position = 0;
-  let partial = '';
-  const open = () => {
-    try {
-      fd = fs.openSync(file, 'r');
-      inode = fs.fstatSync(fd).ino;
-    } catch {
-      fd = undefined;
-    }
-    position = 0;
-    partial = '';
-  };
-  const drain = (initial: boolean) => {
-    if (fd === undefined) return;
-    const size = fs.fstatSync(fd).size;
-    if (size < position) {
-      position = 0; // truncated in place
-      partial = '';
-    }
-    if (size <= position) return;
-    const buf = Buffer.alloc(size - position);
-    fs.readSync(fd, buf, 0, buf.length, position);
-    position = size;
-    const lines = (partial + buf.toString('utf8')).split('\n');
-    partial = lines.pop() ?? '';
+  const follower = new LogFollower(file, (lines, initial) => {
     let out = lines.map(match).filter((l): l is string => l !== undefined);
     if (initial && opts.lines !== undefined) out = opts.lines === 0 ? [] : out.slice(-opts.lines);
     if (out.length) write(`${out.join('\n')}\n`);
-  };
-  const readNew = (initial: boolean) => {
-    drain(initial);
-    let current: fs.Stats;
-    try {
-      current = fs.statSync(file);
-    } catch {
-      return;
-    }
-    if (fd === undefined || current.ino !== inode) {
-      if (fd !== undefined) {
-        drain(false);
-        fs.closeSync(fd);
-      }
-      open();
-      drain(initial);
-    }
-  };
-  readNew(true);
-  if (!opts.follow) return;
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => readNew(false), 200);
-    const stop = () => {
-      clearInterval(timer);
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
   });
-  if (fd !== undefined) fs.closeSync(fd);
+  follower.readInitial();
+  if (!opts.follow) {
+    follower.close();
+    return;
+  }
+  follower.follow(200);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  follower.close();
 }

@@ -6,7 +6,9 @@ import { loadConfig } from '../../config/load.js';
 import { homePaths } from '../../config/paths.js';
 import { serveControl } from '../../supervisor/control-server.js';
 import { Supervisor, type RuntimeInfo } from '../../supervisor/supervisor.js';
-import { CliError, readRuntime } from '../runtime.js';
+import type { DashboardLogin } from '../../protocol/control.js';
+import { CliError, controlCall, readRuntime } from '../runtime.js';
+import { loginLink } from './dashboard.js';
 
 export interface StartOptions {
   home: string;
@@ -16,10 +18,12 @@ export interface StartOptions {
   detach?: boolean;
 }
 
-function banner(info: RuntimeInfo, environments: string[], readyMs: number, detached: boolean): string {
+function banner(info: RuntimeInfo, environments: string[], readyMs: number, detached: boolean, login: DashboardLogin): string {
   const homeArg = `--home ${info.home}`;
   return [
     `Continuum is running (supervisor pid ${info.pid}, ready in ${readyMs} ms)`,
+    `  Dashboard  ${loginLink(info, login)}`,
+    `             (a one-time login link; \`continuum dashboard ${homeArg}\` prints a new one)`,
     `  WebSocket  ${info.url}`,
     `  Token      continuum token <environment> ${homeArg}`,
     `             environments: ${environments.join(', ')}`,
@@ -64,7 +68,7 @@ export async function start(opts: StartOptions): Promise<void> {
     await supervisor.stop();
     throw new CliError((err as Error).message);
   }
-  process.stdout.write(`${banner(info, config.environments.map((e) => e.name), Date.now() - t0, Boolean(process.env.CONTINUUM_DETACHED))}\n`);
+  process.stdout.write(`${banner(info, config.environments.map((e) => e.name), Date.now() - t0, Boolean(process.env.CONTINUUM_DETACHED), supervisor.logins.mint())}\n`);
 }
 
 async function startDetached(opts: StartOptions, environments: string[]): Promise<void> {
@@ -86,7 +90,8 @@ async function startDetached(opts: StartOptions, environments: string[]): Promis
   while (Date.now() < deadline) {
     const info = readRuntime(opts.home);
     if (info && info.pid === child.pid) {
-      process.stdout.write(`${banner(info, environments, Date.now() - t0, true)}\n`);
+      const login = await controlCall<DashboardLogin>(opts.home, 'dashboardLogin');
+      process.stdout.write(`${banner(info, environments, Date.now() - t0, true, login)}\n`);
       return;
     }
     if (exited !== null) {

@@ -101,7 +101,7 @@ function requireString(value: unknown, field: string): string {
   return value;
 }
 
-function requireRole(link: RpcLink, role: 'websocket-daemon' | 'executor' | 'browser-daemon'): string {
+function requireRole(link: RpcLink, role: 'websocket-daemon' | 'executor' | 'browser-daemon' | 'renderer-daemon'): string {
   const [r, id] = (link.identity ?? ':').split(':');
   if (r !== role || !id) throw new ContinuumError('FORBIDDEN', `only a ${role} may call this`);
   return id;
@@ -186,8 +186,9 @@ function onLink(link: RpcLink): void {
   });
   link.handle('session.touch', (p) => {
     requireRole(link, 'websocket-daemon');
-    const { sessionIds, at } = p as { sessionIds: string[]; at: number };
-    if (Array.isArray(sessionIds) && sessionIds.length > 0) store.touch(sessionIds.filter((s) => typeof s === 'string'), Math.min(Number(at) || Date.now(), Date.now()));
+    const { sessionIds, at, commands } = p as { sessionIds: string[]; at: number; commands?: Record<string, number> };
+    const counts = commands && typeof commands === 'object' ? commands : {};
+    if (Array.isArray(sessionIds) && sessionIds.length > 0) store.touch(sessionIds.filter((s) => typeof s === 'string'), Math.min(Number(at) || Date.now(), Date.now()), counts);
     return { ok: true };
   });
 
@@ -219,6 +220,13 @@ function onLink(link: RpcLink): void {
     requireRole(link, 'websocket-daemon');
     const { sessionId, since, limit } = p as { sessionId: string; since: number; limit: number };
     return ledger.list(requireString(sessionId, 'sessionId'), since, limit);
+  });
+
+  // --- the renderer daemon (the dashboard), read-only ---
+  link.handle('session.list', (p) => {
+    requireRole(link, 'renderer-daemon');
+    const perEnvironment = Math.min(Math.max(Number((p as { perEnvironment?: unknown } | null)?.perEnvironment) || 200, 1), 1_000);
+    return { sessions: store.recent(perEnvironment), totals: store.totals() };
   });
 
   // --- executors (checked: an executor is not trusted) ---

@@ -50,11 +50,14 @@ export class SessionStore {
         session_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (session_id, key));
       CREATE TABLE IF NOT EXISTS shell (session_id TEXT PRIMARY KEY, cwd TEXT, env TEXT);
     `);
+    // Added after the first release: a store made before it gets the column here.
+    const columns = this.db.prepare<[], { name: string }>('PRAGMA table_info(sessions)').all();
+    if (!columns.some((c) => c.name === 'commands')) this.db.exec('ALTER TABLE sessions ADD COLUMN commands INTEGER NOT NULL DEFAULT 0');
     this.stmt = {
       get: this.db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
       insert: this.db.prepare('INSERT INTO sessions (id, environment, label, created_at, last_active_at, executor_id) VALUES (?, ?, ?, ?, ?, ?)'),
       rebind: this.db.prepare('UPDATE sessions SET executor_id = ?, last_active_at = ? WHERE id = ?'),
-      touch: this.db.prepare('UPDATE sessions SET last_active_at = MAX(last_active_at, ?) WHERE id = ?'),
+      touch: this.db.prepare('UPDATE sessions SET last_active_at = MAX(last_active_at, ?), commands = commands + ? WHERE id = ?'),
       delete: this.db.prepare('DELETE FROM sessions WHERE id = ?'),
       deleteKv: this.db.prepare('DELETE FROM kv WHERE session_id = ?'),
       deleteShell: this.db.prepare('DELETE FROM shell WHERE session_id = ?'),
@@ -70,6 +73,10 @@ export class SessionStore {
       countsFor: this.db.prepare<[string], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions WHERE environment = ? GROUP BY executor_id'),
       expired: this.db.prepare<[string, number], SessionRow>('SELECT * FROM sessions WHERE environment = ? AND last_active_at < ?'),
       byEnvironment: this.db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE environment = ? ORDER BY last_active_at DESC'),
+      recent: this.db.prepare<[number], SessionRow & { commands: number }>(
+        'SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY environment ORDER BY last_active_at DESC) AS n FROM sessions) WHERE n <= ? ORDER BY last_active_at DESC',
+      ),
+      totals: this.db.prepare<[], { environment: string; n: number }>('SELECT environment, COUNT(*) AS n FROM sessions GROUP BY environment'),
     };
   }
 
@@ -146,10 +153,24 @@ export class SessionStore {
     })();
   }
 
-  touch(sessionIds: string[], at: number): void {
+  /** Marks sessions active at `at`, adding the commands the edge routed to them since the last touch. */
+  touch(sessionIds: string[], at: number, commands: Record<string, number> = {}): void {
     this.db.transaction(() => {
-      for (const id of sessionIds) this.stmt.touch.run(at, id);
+      for (const id of sessionIds) {
+        const n = commands[id];
+        this.stmt.touch.run(at, typeof n === 'number' && n > 0 ? Math.floor(n) : 0, id);
+      }
     })();
+  }
+
+  /** The most recently active sessions of each environment (at most `perEnvironment`), with their command counts. */
+  recent(perEnvironment: number): (StoredSession & { commands: number })[] {
+    return this.stmt.recent.all(perEnvironment).map((r) => ({ ...toSession(r), commands: r.commands }));
+  }
+
+  /** environment → number of sessions. */
+  totals(): Record<string, number> {
+    return Object.fromEntries(this.stmt.totals.all().map((r) => [r.environment, r.n]));
   }
 
   expired(environment: string, idleMs: number, now = Date.now()): StoredSession[] {

@@ -3,15 +3,20 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
-import { busProof } from '../../bus/auth.js';
+import { ControlClient } from '../../bus/control-client.js';
 import { SessionDaemonClient } from '../../bus/session-client.js';
 import { TickCork } from '../../bus/tick-cork.js';
 import { readBoot, SupervisorChannel } from '../../bus/supervisor-channel.js';
 import { homePaths } from '../../config/paths.js';
 import { hashToken, readSecrets, tokenGrants } from '../../config/secrets.js';
 import { childLogger } from '../../logging/child-log.js';
+import type { ProcessTable } from '../../protocol/control.js';
+import { FEED_PATH } from '../../protocol/dashboard.js';
+import { DashboardAuth, loginPage, SECURITY_HEADERS } from './dashboard-auth.js';
+import { proxyRequest, proxyUpgrade } from './dashboard-proxy.js';
 import { ExecutorPool } from './executor-pool.js';
 import { LedgerWriter } from './ledger-writer.js';
+import { EdgeMetrics, METRICS_CONTENT_TYPE, type ConnectionKind } from './metrics.js';
 import { Router, type ClientConnection } from './router.js';
 import { SessionBinder } from './session-binder.js';
 
@@ -37,15 +42,21 @@ const pool = new ExecutorPool(
   log,
 );
 const binder = new SessionBinder(config, sessions, pool);
+const metrics = new EdgeMetrics(pool, () => router.boundSessions());
 router = new Router(
   config,
   pool,
   binder,
-  (ids) => {
-    sessions.call('session.touch', { sessionIds: ids, at: Date.now() }).catch(() => undefined);
+  (ids, commands) => {
+    sessions.call('session.touch', { sessionIds: ids, at: Date.now(), commands }).catch(() => undefined);
   },
+  metrics,
   config.ledger.enabled ? new LedgerWriter(sessions) : undefined,
 );
+const control = new ControlClient(paths.supervisorSocket);
+const dashboard = new DashboardAuth(boot.dashboardKey);
+/** The human environment: what a logged-in dashboard's console may use. */
+const CONSOLE_GRANTS: ReadonlySet<string> = new Set(config.environments.some((e) => e.name === 'browser') ? ['browser'] : []);
 
 // The dashboard's own origins. Not derived from the Host header, which the client chooses.
 const ownOrigins = new Set<string>();
@@ -66,6 +77,49 @@ function tokenOf(req: http.IncomingMessage, url: URL): string | undefined {
   return url.searchParams.get('token') ?? undefined;
 }
 
+function page(res: http.ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, {
+    ...SECURITY_HEADERS,
+    'content-type': 'text/html; charset=utf-8',
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'none'",
+    ...headers,
+  }).end(html);
+}
+
+/** `/login?token=…`: a one-time token from the supervisor becomes a session cookie, and the URL goes away. */
+async function login(url: URL, res: http.ServerResponse): Promise<void> {
+  const token = url.searchParams.get('token');
+  if (!token) return page(res, 401, loginPage());
+  let ok: boolean;
+  try {
+    ok = (await control.call<{ ok: boolean }>('consumeDashboardLogin', { token })).ok;
+  } catch {
+    return page(res, 503, loginPage('Continuum could not check this link just now; reload the page in a moment.'));
+  }
+  if (!ok) {
+    log.warn('dashboard login refused: link used or expired');
+    return page(res, 401, loginPage('This login link has already been used or has expired.'));
+  }
+  log.info('dashboard login');
+  res.writeHead(303, { ...SECURITY_HEADERS, location: '/', 'set-cookie': dashboard.issue() }).end();
+}
+
+/** Any Continuum token, or the dashboard cookie, may read /metrics (see README, "Metrics"). */
+function mayReadMetrics(req: http.IncomingMessage): boolean {
+  const auth = req.headers.authorization;
+  const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
+  return (token !== undefined && grants.has(hashToken(token))) || dashboard.verify(req);
+}
+
+async function serveMetrics(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  if (!mayReadMetrics(req)) {
+    res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="continuum"' }).end('unauthorized: send a Continuum token as Authorization: Bearer; `continuum token <env>` prints one\n');
+    return;
+  }
+  const table = await control.call<ProcessTable>('ps', undefined, 2_000).catch(() => undefined);
+  res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' }).end(await metrics.render(table));
+}
+
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (url.pathname === '/healthz') {
@@ -73,7 +127,20 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, executors }));
     return;
   }
-  res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: the WebSocket endpoint is /ws\n');
+  const fail = (err: unknown) => {
+    log.error('http request failed', { path: url.pathname, error: (err as Error).message });
+    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+    res.end('internal error\n');
+  };
+  if (url.pathname === '/metrics') return void serveMetrics(req, res).catch(fail);
+  if (url.pathname === '/login') return void login(url, res).catch(fail);
+  if (url.pathname === '/logout') {
+    res.writeHead(303, { ...SECURITY_HEADERS, location: '/', 'set-cookie': DashboardAuth.clear() }).end();
+    return;
+  }
+  // Without the cookie there is the login page and nothing else: no page, asset or data.
+  if (!dashboard.verify(req)) return page(res, 401, loginPage());
+  proxyRequest(paths.dashboardSocket, req, res);
 });
 
 const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.frameHardBytes, perMessageDeflate: false });
@@ -81,27 +148,38 @@ const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.fram
 server.on('upgrade', (req, socket, head) => {
   socket.on('error', () => undefined);
   const url = new URL(req.url ?? '/', 'http://localhost');
-  if (url.pathname !== '/ws') return refuse(socket, 404, 'not found: the WebSocket endpoint is /ws');
+  if (url.pathname !== '/ws' && url.pathname !== FEED_PATH) return refuse(socket, 404, 'not found: the WebSocket endpoint is /ws');
   // A browser page may only connect from the dashboard's own origin (same host and port).
   const origin = req.headers.origin;
   if (origin !== undefined && !ownOrigins.has(origin)) {
     log.warn('upgrade refused: foreign origin', { origin, remote: req.socket.remoteAddress });
     return refuse(socket, 403, 'forbidden: cross-origin WebSocket connections are refused');
   }
+  // The cookie is only ever sent by a browser, and a browser always sends its Origin.
+  const cookie = origin !== undefined && dashboard.verify(req);
+  if (url.pathname === FEED_PATH) {
+    if (!cookie) return refuse(socket, 401, 'unauthorized: log in to the dashboard first');
+    socket.once('close', () => metrics.connectionClosed('dashboard'));
+    metrics.connectionOpened('dashboard');
+    return proxyUpgrade(paths.dashboardSocket, req, socket, head, (status, reason) => refuse(socket, status, reason));
+  }
   const token = tokenOf(req, url);
   const tokenHash = token ? hashToken(token) : undefined;
-  const granted = tokenHash ? grants.get(tokenHash) : undefined;
+  const granted = tokenHash ? grants.get(tokenHash) : !token && cookie && CONSOLE_GRANTS.size > 0 ? CONSOLE_GRANTS : undefined;
   if (!granted) {
     log.warn('upgrade refused: bad token', { remote: req.socket.remoteAddress, hadToken: Boolean(token) });
     return refuse(socket, 401, 'unauthorized: send a token (Authorization: Bearer, or ?token=); `continuum token <env>` prints one');
   }
+  const kind: ConnectionKind = tokenHash ? 'client' : 'console';
   wss.handleUpgrade(req, socket, head, (ws) => {
+    metrics.connectionOpened(kind);
+    ws.once('close', () => metrics.connectionClosed(kind));
     const conn: ClientConnection = {
       ws,
       cork: new TickCork(socket as import('node:net').Socket),
       grants: granted,
       remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
-      tokenId: tokenHash!.slice(0, 12),
+      tokenId: tokenHash ? tokenHash.slice(0, 12) : 'dashboard',
       binding: undefined,
       inflight: 0,
       backlog: undefined,
@@ -123,6 +201,7 @@ const channel = new SupervisorChannel(async () => {
     setTimeout(resolve, 500).unref();
   });
   sessions.close();
+  control.close();
 });
 channel.onMessage((m) => {
   if (m.t === 'executors') {

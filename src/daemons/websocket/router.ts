@@ -18,6 +18,7 @@ import { BROWSER_DEFAULT_TIMEOUT_MS, methodsByName } from '../../protocol/method
 import type { ExecutorLink, ExecutorPool } from './executor-pool.js';
 import { LedgerGate, type Tracked } from './ledger-gate.js';
 import type { LedgerWriter } from './ledger-writer.js';
+import type { EdgeMetrics } from './metrics.js';
 import type { Binding, SessionBinder } from './session-binder.js';
 
 export interface ClientConnection {
@@ -61,6 +62,8 @@ export class Router {
   /** executor id → connections bound to one of its sessions (for restart notices). */
   private readonly boundTo = new Map<string, Set<ClientConnection>>();
   private readonly touched = new Set<string>();
+  /** Commands routed per session since the last touch (the dashboard's "commands run"). */
+  private readonly commandCounts = new Map<string, number>();
   private readonly allowed: Map<string, Set<string>>;
   private readonly shellDefaultTimeout: Map<string, number>;
   /** The command ledger around dispatch; undefined when it is turned off. */
@@ -70,7 +73,8 @@ export class Router {
     private readonly config: Config,
     private readonly pool: ExecutorPool,
     private readonly binder: SessionBinder,
-    private readonly touch: (ids: string[]) => void,
+    private readonly touch: (ids: string[], commands: Record<string, number>) => void,
+    private readonly metrics: EdgeMetrics,
     writer: LedgerWriter | undefined,
   ) {
     const hooks = {
@@ -81,9 +85,10 @@ export class Router {
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
     setInterval(() => this.sweepDeadlines(), 250).unref();
-    // Touch often enough that an active session can't look idle to the expiry sweep.
+    // Touch often enough that an active session can't look idle to the expiry sweep, and that
+    // the dashboard's "last active" and "commands" are at most a second behind.
     const shortestIdle = Math.min(...config.environments.map((e) => e.sessionIdleMs));
-    setInterval(() => this.flushTouches(), Math.max(250, Math.min(5_000, Math.floor(shortestIdle / 4)))).unref();
+    setInterval(() => this.flushTouches(), Math.max(250, Math.min(1_000, Math.floor(shortestIdle / 4)))).unref();
   }
 
   onMessage(conn: ClientConnection, data: Buffer, isBinary: boolean): void {
@@ -192,7 +197,7 @@ export class Router {
         : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
     this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: target, start: now, deadline: now + budget + DEADLINE_GRACE_MS, tracked });
-    this.touched.add(binding.sessionId);
+    this.commandCounts.set(binding.sessionId, (this.commandCounts.get(binding.sessionId) ?? 0) + 1);
     if (tracked) this.ledger!.dispatched(tracked, now);
   }
 
@@ -287,15 +292,28 @@ export class Router {
   private flushTouches(): void {
     // A session with a command still running is active, however long the command takes.
     for (const entry of this.inflight.values()) this.touched.add(entry.sessionId);
+    for (const id of this.commandCounts.keys()) this.touched.add(id);
     if (this.touched.size === 0) return;
     const ids = [...this.touched];
+    const commands = Object.fromEntries(this.commandCounts);
     this.touched.clear();
-    this.touch(ids);
+    this.commandCounts.clear();
+    this.touch(ids, commands);
+  }
+
+  /** environment → sessions that have at least one connection bound now. */
+  boundSessions(): Map<string, number> {
+    const sessions = new Map<string, string>();
+    for (const set of this.boundTo.values()) for (const conn of set) if (conn.binding) sessions.set(conn.binding.sessionId, conn.binding.environment);
+    const out = new Map<string, number>();
+    for (const env of sessions.values()) out.set(env, (out.get(env) ?? 0) + 1);
+    return out;
   }
 
   private serveSessionMethod(conn: ClientConnection, name: string, id: RequestId | null, params: unknown): void {
     conn.backlog = [];
     const start = Date.now();
+    const boundBefore = conn.binding?.environment ?? '';
     const task = async (): Promise<unknown> => {
       if (name === 'session.connect' || name === 'session.join') {
         const { result, binding } = name === 'session.connect' ? await this.binder.connect(params, conn.grants) : await this.binder.join(params, conn.grants);
@@ -316,7 +334,10 @@ export class Router {
     };
     task()
       .then(
-        (result) => this.reply(conn, successFrame(id, result)),
+        (result) => {
+          this.reply(conn, successFrame(id, result));
+          this.metrics.observe(conn.binding?.environment ?? boundBefore, name, 'ok', Date.now() - start);
+        },
         (err) => {
           const e = toContinuumError(err);
           // A link error (daemon restarting) is a retryable unavailability to the client.
@@ -324,6 +345,7 @@ export class Router {
             ? new ContinuumError('EXECUTOR_UNAVAILABLE', `the session daemon is unavailable (${e.message}); retry shortly`, { retryable: true, retryAfterMs: 200 })
             : e;
           this.reply(conn, errorFrame(id, wire));
+          this.metrics.observe(conn.binding?.environment ?? boundBefore, name, 'error', Date.now() - start);
           emitRecord({ time: Date.now(), level: 30, msg: 'session call failed', pid: process.pid, component: 'websocket-daemon', method: name, requestId: id, durationMs: Date.now() - start, outcome: 'error', code: wire.rpcCode, remote: conn.remote }, 'server');
         },
       )
@@ -399,5 +421,6 @@ export class Router {
     };
     if (code !== undefined) record.code = code;
     emitRecord(record as never, entry.environment);
+    this.metrics.observe(entry.environment, method, outcome, durationMs);
   }
 }

@@ -22,7 +22,8 @@ function readLimits(): Record<string, unknown> {
   return { rlimits, cgroup };
 }
 
-export function info(_params: unknown, ctx: CommandContext) {
+/** Also what the supervisor asks for (over IPC) to show each environment's sandbox on the dashboard. */
+export function info(_params: unknown, ctx: Pick<CommandContext, 'env'>) {
   const { environment, boot, executor } = ctx.env;
   const profile = environment.sandbox;
   const confined = profile.isolation === 'confined';
