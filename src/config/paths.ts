@@ -34,9 +34,11 @@ export function homePaths(home: string): HomePaths {
     artifacts: path.join(root, 'artifacts'),
     secrets: path.join(root, 'secrets.json'),
     supervisorSocket: path.join(run, 'supervisor.sock'),
-    sessionSocket: path.join(run, 'session.sock'),
+    // In folders of their own, so a sandbox can have just that folder bound in (a bound
+    // socket file would go stale when its daemon restarts and makes a new one).
+    sessionSocket: path.join(run, 'bus', 'session.sock'),
     runtimeFile: path.join(run, 'supervisor.json'),
-    executorSocket: (id) => path.join(run, `exec-${id}.sock`),
+    executorSocket: (id) => path.join(run, `exec-${id}`, 'exec.sock'),
     serviceSocket: (id) => path.join(run, `${id}.sock`),
     workspace: (environment, sessionId) => path.join(root, 'workspaces', environment, sessionId),
     envLog: (environment) => path.join(root, 'logs', `${environment}.log`),

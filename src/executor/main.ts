@@ -10,6 +10,7 @@ import { childLogger } from '../logging/child-log.js';
 import type { ExecutorEnv } from './command.js';
 import { Dispatcher } from './dispatcher.js';
 import { SessionCache } from './session-context.js';
+import { removeSessionTmp } from '../sandbox/shell-sandbox.js';
 
 // Everything above is loaded before a standby says it is ready: activation only binds.
 const boot = await awaitActivation(readBoot());
@@ -19,7 +20,7 @@ const paths = homePaths(boot.home);
 const log = childLogger({ component: 'executor', executorId: exec.id });
 
 const sessions = new SessionDaemonClient(paths.sessionSocket, { role: 'executor', id: exec.id, proof: boot.busProof });
-const cache = new SessionCache(sessions);
+const cache = new SessionCache(sessions, boot.sandbox ? removeSessionTmp : undefined);
 sessions.onLinkLost(() => cache.markAllStale());
 sessions.onEvent((name, data) => {
   if (name === 'session.evict') cache.evict(String((data as { sessionId?: unknown })?.sessionId));

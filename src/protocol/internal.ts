@@ -19,7 +19,49 @@ export interface ChildBoot {
   busKey?: string;
   /** A warm standby: boot, load everything, then wait for 'activate' before serving. */
   standby?: boolean;
+  /** Set for a confined executor: what its sandbox is, as seen from the inside. */
+  sandbox?: SandboxBoot;
+  /** Session daemon: the uid/gid that owns each confined environment's workspaces. */
+  workspaceOwners?: Record<string, { uid: number; gid: number }>;
+  /** Set by the egress helper's supervisor code; rewritten to the inside path when confined. */
+  egressSocket?: string;
 }
+
+/** One step of building a sandbox root; `dest` defaults to the same path as `src`. */
+export type MountOp =
+  | { op: 'ro-bind' | 'bind' | 'dev-bind'; src: string; dest?: string }
+  | { op: 'symlink'; target: string; dest: string }
+  | { op: 'tmpfs' | 'proc' | 'dev'; dest: string; perms?: string }
+  | { op: 'file'; src: string; dest: string };
+
+export interface SandboxBoot {
+  mechanism: 'bubblewrap';
+  uid: number;
+  gid: number;
+  /** Where bwrap is, to give each session's shell its own nested sandbox. */
+  bwrap: string;
+  /** The read-only system part of a shell's root. */
+  shellMounts: MountOp[];
+  /** The shells' seccomp program (a path inside the sandbox), when seccomp is enforced. */
+  shellSeccomp: string | null;
+  seccomp: boolean;
+  /** The executor's own cgroup directories, bound read-only inside (controller → path). */
+  cgroup: { version: 1 | 2; dirs: Record<string, string> } | null;
+  limits: { memory?: number; cpu?: number; pids?: number };
+  network: 'none' | 'host' | 'allow';
+  /** Host paths that must not be visible inside (attestation checks each). */
+  hidden: string[];
+  /** What of the profile is not enforced on this host. */
+  warnings: string[];
+  strict: boolean;
+}
+
+export const attestationSchema = z.object({
+  ok: z.boolean(),
+  at: z.number(),
+  checks: z.array(z.object({ name: z.string().max(64), ok: z.boolean(), detail: z.string().max(512) })).max(64),
+});
+export type Attestation = z.infer<typeof attestationSchema>;
 
 export type ExecutorState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -52,6 +94,7 @@ export const childMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('pong'), seq: z.number() }),
   z.object({ t: z.literal('reply'), seq: z.number(), data: z.unknown() }),
   z.object({ t: z.literal('pgid'), op: z.enum(['add', 'remove']), pgid: z.number().int().positive() }),
+  z.object({ t: z.literal('attest'), result: attestationSchema }),
 ]);
 export type ChildMessage = z.infer<typeof childMessageSchema>;
 
