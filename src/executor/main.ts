@@ -4,13 +4,16 @@
 import { busProof } from '../bus/auth.js';
 import { listenFrameSockets } from '../bus/frame-socket.js';
 import { SessionDaemonClient } from '../bus/session-client.js';
-import { awaitActivation, readBoot, SupervisorChannel } from '../bus/supervisor-channel.js';
+import { awaitActivation, ownHostPid, readBoot, SupervisorChannel } from '../bus/supervisor-channel.js';
 import { homePaths } from '../config/paths.js';
 import { childLogger } from '../logging/child-log.js';
 import type { ExecutorEnv } from './command.js';
 import { Dispatcher } from './dispatcher.js';
 import { SessionCache } from './session-context.js';
-import { removeSessionTmp } from '../sandbox/shell-sandbox.js';
+import { attest } from '../sandbox/attest.js';
+import { probeShell, removeSessionTmp } from '../sandbox/shell-sandbox.js';
+
+const ATTEST_EVERY_MS = 5 * 60_000;
 
 // Everything above is loaded before a standby says it is ready: activation only binds.
 const boot = await awaitActivation(readBoot());
@@ -30,9 +33,16 @@ let channel: SupervisorChannel | undefined;
 const env: ExecutorEnv = {
   boot,
   environment,
-  executor: { id: exec.id, pid: process.pid },
+  // A getter: a confined executor learns its host pid from the supervisor just after start.
+  executor: {
+    id: exec.id,
+    get pid() {
+      return ownHostPid();
+    },
+  },
   sessions,
   trackProcessGroup: (op, pgid) => channel?.send({ t: 'pgid', op, pgid }),
+  attestation: null,
 };
 const dispatcher = new Dispatcher(env, cache);
 
@@ -50,3 +60,18 @@ channel = new SupervisorChannel(async () => {
 sessions.connect(2_000).catch(() => undefined);
 log.info('executor ready', { socket: server.path });
 channel.ready();
+
+// A confined executor checks its own isolation now and every few minutes, and reports it.
+if (boot.sandbox) {
+  const sb = boot.sandbox;
+  const check = async () => {
+    const result = await attest(sb, probeShell(sb));
+    const wasOk = env.attestation?.ok;
+    env.attestation = result;
+    channel?.send({ t: 'attest', result });
+    if (!result.ok && wasOk !== false) log.error('sandbox attestation failed', { failed: result.checks.filter((c) => !c.ok) });
+    else if (result.ok && wasOk === false) log.info('sandbox attestation passes again');
+  };
+  void check();
+  setInterval(() => void check(), ATTEST_EVERY_MS).unref();
+}

@@ -21,6 +21,8 @@ export interface ChildBoot {
   standby?: boolean;
   /** Set for a confined executor: what its sandbox is, as seen from the inside. */
   sandbox?: SandboxBoot;
+  /** Executors: what of the environment's sandbox profile this host can't enforce. */
+  sandboxWarnings?: string[];
   /** Session daemon: the uid/gid that owns each confined environment's workspaces. */
   workspaceOwners?: Record<string, { uid: number; gid: number }>;
   /** Set by the egress helper's supervisor code; rewritten to the inside path when confined. */
@@ -84,6 +86,8 @@ export type ExecutorStatus = z.infer<typeof executorStatusSchema>;
 export type SupervisorMessage =
   | { t: 'ping'; seq: number }
   | { t: 'activate' }
+  /** A confined executor's host pid (inside its pid namespace it can't see it). */
+  | { t: 'identity'; pid: number }
   | { t: 'executors'; executors: ExecutorStatus[]; services: ExecutorStatus[] }
   | { t: 'query'; seq: number; q: 'sessionCounts' };
 

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SandboxBoot } from '../protocol/internal.js';
+import { runProbeShell } from './attest.js';
 import { bwrapMountArgs } from './rootfs.js';
 
 /** Inside the executor's tmpfs /tmp; bound as the shell's /tmp. */
@@ -36,4 +37,19 @@ export function shellSandboxCommand(sb: SandboxBoot, opts: { sessionId: string; 
     '--', ...opts.command,
   ];
   return { file: sb.bwrap, args };
+}
+
+/** Runs a script in a shell sandbox like any session's (for the attestation). */
+export function probeShell(sb: SandboxBoot): (script: string) => Promise<string> {
+  return async (script) => {
+    const workspace = '/tmp/attest-workspace';
+    fs.mkdirSync(workspace, { recursive: true, mode: 0o700 });
+    const fd = sb.shellSeccomp ? fs.openSync(sb.shellSeccomp, 'r') : undefined;
+    try {
+      const { file, args } = shellSandboxCommand(sb, { sessionId: '.attest', workspace, seccompFd: fd === undefined ? undefined : 3, command: ['/bin/sh', '-c', script] });
+      return await runProbeShell(file, args, fd === undefined ? [] : [fd]);
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  };
 }

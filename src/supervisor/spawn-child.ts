@@ -3,7 +3,7 @@
 // sandbox launcher instead of a plain fork; the IPC channel passes through the sandbox.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import type { ChildBoot } from '../protocol/internal.js';
+import type { ChildBoot, SupervisorMessage } from '../protocol/internal.js';
 import type { Cgroup } from '../sandbox/cgroups.js';
 import { signalFromExitCode } from '../sandbox/exit-status.js';
 import type { ExecutorLaunch } from '../sandbox/launcher.js';
@@ -105,7 +105,9 @@ export function spawnChild(spec: ChildSpec, boot: ChildBoot, env: NodeJS.Process
     child.pidKnown = info
       ? sandboxedPid(info, proc).then(
           (pid) => {
-            if (pid) child.pid = pid;
+            if (!pid) return;
+            child.pid = pid;
+            if (proc.connected) proc.send({ t: 'identity', pid } satisfies SupervisorMessage, () => undefined);
           },
           () => undefined,
         )

@@ -148,7 +148,11 @@ export class Supervisor {
       }
       boot.workspaceOwners = owners;
     }
-    if (spec.environment !== undefined && spec.replica !== undefined) boot.executor = { id: spec.id, environment: spec.environment, replica: spec.replica };
+    if (spec.environment !== undefined && spec.replica !== undefined) {
+      boot.executor = { id: spec.id, environment: spec.environment, replica: spec.replica };
+      const env = this.config.environments.find((e) => e.name === spec.environment);
+      if (env) boot.sandboxWarnings = this.sandbox.warnings(env);
+    }
     return boot;
   }
 
