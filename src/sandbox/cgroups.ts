@@ -179,6 +179,8 @@ class CgroupV1 extends CgroupManager {
     const name = this.prefix + suffix;
     const dirs: Record<string, string> = {};
     const settings: [string, string, string][] = [];
+    /** Files only some kernels have. */
+    const optional = new Set(['memory.memsw.limit_in_bytes', 'memory.swappiness']);
     if (limits.memory !== undefined) {
       settings.push(['memory', 'memory.limit_in_bytes', String(limits.memory)]);
       // memsw exists only with swap accounting; without it, stop the kernel swapping us.
@@ -204,7 +206,7 @@ class CgroupV1 extends CgroupManager {
       for (const [c, file, value] of settings) {
         if (!dirs[c]) continue;
         const f = path.join(dirs[c]!, file);
-        if (file !== 'memory.limit_in_bytes' && !fs.existsSync(f)) continue;
+        if (optional.has(file) && !fs.existsSync(f)) continue;
         write(f, value);
       }
     } catch (err) {
