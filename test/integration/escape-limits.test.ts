@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { waitFor } from '../helpers/tree.js';
-import { bwrapMissing, record, useEscapeTree } from './support/escape.js';
+import { bwrapMissing, CONFINED, record, useEscapeTree } from './support/escape.js';
 
 const LIMIT = { timeout: 120_000 };
 const MiB = 1024 * 1024;
@@ -23,39 +23,41 @@ const v2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
 
 describe('escape suite: resource limits', { skip: bwrapMissing() }, () => {
   // Small limits keep the attempts cheap on a shared machine; standbys off for the same reason.
-  const config = {
-    environments: ['browser', 'agent', 'persona'].map((name) => ({ name, enabled: false })).concat([
-      { name: 'remote', standby: false, sandbox: { memory: 128 * MiB, cpu: 0.25, pids: 64 } } as never,
-    ]),
-  };
+  const config = { environments: CONFINED.map((name) => ({ name, standby: false, sandbox: { memory: 128 * MiB, cpu: 0.25, pids: 64 } })) };
   const { tree, sh } = useEscapeTree('limits', config);
 
   test('memory: a command over the limit is OOM-killed, the log names the memory limit, the executor serves on', LIMIT, async () => {
-    const r = await sh('remote', 'head -c 400M /dev/zero | tail > /dev/null; echo "status ${PIPESTATUS[1]}"');
-    assert.match(r.stdout, /status 137/, `the hog was not killed: ${JSON.stringify(r)}`);
-    await waitFor(() => tree().logLines('remote').find((l) => /memory limit \(128 MiB\) hit/.test(String(l.msg))), 10_000, 'the memory-limit line in remote.log');
-    assert.equal((await sh('remote', 'echo alive')).stdout, 'alive\n');
-    record('exceed memory (OOM reported)', 'remote', true);
+    for (const env of CONFINED) {
+      const r = await sh(env, 'head -c 400M /dev/zero | tail > /dev/null; echo "status ${PIPESTATUS[1]}"');
+      assert.match(r.stdout, /status 137/, `${env}: the hog was not killed: ${JSON.stringify(r)}`);
+      await waitFor(() => tree().logLines(env).find((l) => /memory limit \(128 MiB\) hit/.test(String(l.msg))), 10_000, `the memory-limit line in ${env}.log`);
+      assert.equal((await sh(env, 'echo alive')).stdout, 'alive\n');
+      record('exceed memory (OOM reported)', env, true);
+    }
   });
 
   test('pids: a fork bomb stops at the limit and ends with its command', LIMIT, async () => {
-    // The bomb runs while bash waits; when the command ends, its sandbox (and the bomb) goes.
-    await sh('remote', ':(){ :|:& };: ; sleep 3', { timeoutMs: 10_000 });
-    const dir = cgroupDir(v2 ? '' : 'pids', 'remote-0');
-    assert.ok(dir, 'the executor has a pids cgroup');
-    assert.ok(Number(fs.readFileSync(path.join(dir, 'pids.max'), 'utf8')) === 64);
-    assert.ok(Number(/max (\d+)/.exec(fs.readFileSync(path.join(dir, 'pids.events'), 'utf8'))?.[1] ?? 0) > 0, 'the fork bomb never hit pids.max');
-    await waitFor(async () => (await sh('remote', 'echo alive')).stdout === 'alive\n', 15_000, 'the executor to serve again');
-    record('fork bomb (pids)', 'remote', true);
+    for (const env of CONFINED) {
+      // The bomb runs while bash waits; when the command ends, its sandbox (and the bomb) goes.
+      await sh(env, ':(){ :|:& };: ; sleep 3', { timeoutMs: 10_000 });
+      const dir = cgroupDir(v2 ? '' : 'pids', `${env}-0`);
+      assert.ok(dir, `${env}: the executor has a pids cgroup`);
+      assert.equal(Number(fs.readFileSync(path.join(dir, 'pids.max'), 'utf8')), 64);
+      assert.ok(Number(/max (\d+)/.exec(fs.readFileSync(path.join(dir, 'pids.events'), 'utf8'))?.[1] ?? 0) > 0, `${env}: the fork bomb never hit pids.max`);
+      await waitFor(async () => (await sh(env, 'echo alive')).stdout === 'alive\n', 15_000, `${env} to serve again`);
+      record('fork bomb (pids)', env, true);
+    }
   });
 
   test('cpu: a busy loop is throttled to its share', LIMIT, async () => {
-    const dir = cgroupDir(v2 ? '' : 'cpu', 'remote-0')!;
-    const stat = () => Object.fromEntries(fs.readFileSync(path.join(dir, 'cpu.stat'), 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)]));
-    const before = stat();
-    await sh('remote', 'timeout 2 sh -c "while :; do :; done"; true');
-    const after = stat();
-    assert.ok(after.nr_throttled! > before.nr_throttled!, `not throttled: ${JSON.stringify({ before, after })}`);
-    record('busy loop (cpu throttled)', 'remote', true);
+    for (const env of CONFINED) {
+      const dir = cgroupDir(v2 ? '' : 'cpu', `${env}-0`)!;
+      const stat = () => Object.fromEntries(fs.readFileSync(path.join(dir, 'cpu.stat'), 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)]));
+      const before = stat();
+      await sh(env, 'timeout 2 sh -c "while :; do :; done"; true');
+      const after = stat();
+      assert.ok(after.nr_throttled! > before.nr_throttled!, `${env}: not throttled: ${JSON.stringify({ before, after })}`);
+      record('busy loop (cpu throttled)', env, true);
+    }
   });
 });
