@@ -37,11 +37,11 @@ export type MountOp =
   | { op: 'file'; src: string; dest: string };
 
 export interface SandboxBoot {
-  mechanism: 'bubblewrap';
+  mechanism: 'bubblewrap' | 'unshare';
   uid: number;
   gid: number;
-  /** Where bwrap is, to give each session's shell its own nested sandbox. */
-  bwrap: string;
+  /** Where bwrap is, to give each session's shell its own nested sandbox (null: the util-linux fallback, none). */
+  bwrap: string | null;
   /** The read-only system part of a shell's root. */
   shellMounts: MountOp[];
   /** The shells' seccomp program (a path inside the sandbox), when seccomp is enforced. */

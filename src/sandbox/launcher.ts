@@ -16,6 +16,7 @@ import { CgroupManager, detectCgroups, type Cgroup } from './cgroups.js';
 import { sandboxIdentities, type SandboxIdentity } from './identity.js';
 import { bwrapMountArgs, systemMounts, writeEtcFiles } from './rootfs.js';
 import { buildSeccompPrograms, type SeccompKind } from './seccomp.js';
+import { unshareRootScript } from './unshare-root.js';
 
 /** Fixed paths inside every sandbox. */
 export const INSIDE = {
@@ -44,6 +45,7 @@ export interface SandboxHostInfo {
   root: boolean;
   bwrap: string | undefined;
   bwrapVersion: string | undefined;
+  mechanism: 'bubblewrap' | 'unshare' | 'none';
   setpriv: string | undefined;
   cgroup: string;
   seccomp: string;
@@ -56,12 +58,22 @@ export interface ExecutorLaunch {
   env: NodeJS.ProcessEnv;
   /** stdio entries after [stdin, stdout, stderr, ipc]: fds to pass, or 'pipe' for --info-fd. */
   extraStdio: (number | 'pipe')[];
-  /** Index in stdio of the --info-fd pipe. */
-  infoFd: number;
+  /** Index in stdio of bwrap's --info-fd pipe; without one, the executor is the launcher's child. */
+  infoFd: number | undefined;
   cgroup: Cgroup | undefined;
   boot: ChildBoot;
   /** Closes what the supervisor opened for this launch (the seccomp fd). */
   release(): void;
+}
+
+/** Wraps a command line so the process enters the cgroup before anything else runs. */
+function joiningCgroup(cgroup: Cgroup | undefined, command: string, args: string[], env: NodeJS.ProcessEnv): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  if (!cgroup) return { command, args, env };
+  return {
+    command: '/bin/sh',
+    args: ['-c', 'IFS=:; for f in $CONTINUUM_CGROUP_PROCS; do echo $$ > "$f" || exit 111; done; unset CONTINUUM_CGROUP_PROCS IFS; exec "$@"', 'continuum-confine', command, ...args],
+    env: { ...env, CONTINUUM_CGROUP_PROCS: cgroup.procsFiles.join(':') },
+  };
 }
 
 export class SandboxUnenforceable extends Error {
@@ -76,6 +88,14 @@ export class SandboxHost {
   private readonly bwrap = which('bwrap');
   private readonly setpriv = which('setpriv');
   private readonly root = process.getuid?.() === 0;
+  /**
+   * bubblewrap when present; util-linux unshare + pivot_root + setpriv when not and we are
+   * root. CONTINUUM_SANDBOX_MECHANISM=unshare forces the fallback (to try it on a host with bwrap).
+   */
+  private readonly mechanism: 'bubblewrap' | 'unshare' | 'none' =
+    this.bwrap && process.env.CONTINUUM_SANDBOX_MECHANISM !== 'unshare'
+      ? 'bubblewrap'
+      : this.root && this.setpriv && which('unshare') && which('pivot_root') ? 'unshare' : 'none';
   private cgroups: CgroupManager | undefined;
   private cgroupProblem: string | undefined;
   private seccomp: Record<SeccompKind, string> | undefined;
@@ -136,6 +156,7 @@ export class SandboxHost {
       root: this.root,
       bwrap: this.bwrap,
       bwrapVersion,
+      mechanism: this.mechanism,
       setpriv: this.setpriv,
       cgroup: cg ? `v${cg.host.version} (${Object.entries(supports!).filter(([, v]) => v).map(([k]) => k).join(', ')})` : `none: ${this.cgroupProblem}`,
       seccomp: this.seccomp ? 'libseccomp (bubblewrap --seccomp)' : `none: ${this.seccompProblem ?? 'not requested'}`,
@@ -146,8 +167,12 @@ export class SandboxHost {
   warnings(env: EnvironmentConfig): string[] {
     const p = env.sandbox;
     if (p.isolation !== 'confined') return [];
-    if (!this.bwrap) return ['bubblewrap is not installed (apt-get install bubblewrap): this executor runs unconfined, with the supervisor\'s privileges'];
+    if (this.mechanism === 'none') return ['bubblewrap is not installed (apt-get install bubblewrap) and the util-linux fallback needs root: this executor runs unconfined, with the supervisor\'s privileges'];
     const out: string[] = [];
+    if (this.mechanism === 'unshare') {
+      out.push('util-linux fallback (no bubblewrap): sessions of this environment share one sandbox (no per-session isolation)');
+      if (p.seccomp) out.push('util-linux fallback (no bubblewrap): seccomp filter not enforced');
+    }
     if (!this.root) out.push('the supervisor is not root: the executor keeps the supervisor\'s uid');
     else if (!this.setpriv) out.push('setpriv (util-linux) is missing: the executor keeps the supervisor\'s uid inside its user namespace');
     const wants = { memory: p.memory !== undefined, cpu: p.cpu !== undefined, pids: p.pids !== undefined };
@@ -155,7 +180,7 @@ export class SandboxHost {
     for (const k of ['memory', 'cpu', 'pids'] as const) {
       if (wants[k] && !has?.[k]) out.push(`${k} limit not enforced: ${this.cgroups ? `the ${k} controller is not available to us` : this.cgroupProblem}`);
     }
-    if (p.seccomp && !this.seccomp) out.push(`seccomp filter not enforced: ${this.seccompProblem}`);
+    if (p.seccomp && !this.seccomp && this.mechanism === 'bubblewrap') out.push(`seccomp filter not enforced: ${this.seccompProblem}`);
     return out;
   }
 
@@ -168,7 +193,8 @@ export class SandboxHost {
     if (p.isolation !== 'confined') return undefined;
     const warnings = this.warnings(env);
     if (warnings.length && p.strict) throw new SandboxUnenforceable(`the ${env.name} sandbox profile can't be enforced on this host (strict): ${warnings.join('; ')}`);
-    if (!this.bwrap) return undefined;
+    if (this.mechanism === 'none') return undefined;
+    const bubblewrap = this.mechanism === 'bubblewrap';
     const id = this.identities.get(env.name)!;
     const uid = this.root && this.setpriv ? id.uid : process.getuid!();
     const gid = this.root && this.setpriv ? id.gid : process.getgid!();
@@ -194,7 +220,7 @@ export class SandboxHost {
       { op: 'bind', src: socketDir },
       { op: 'bind', src: workspaces },
     ];
-    if (this.seccomp) mounts.push({ op: 'file', src: this.seccomp.shell, dest: INSIDE.shellSeccomp });
+    if (this.seccomp && bubblewrap) mounts.push({ op: 'file', src: this.seccomp.shell, dest: INSIDE.shellSeccomp });
     let insideCgroup: SandboxBoot['cgroup'] = null;
     if (cgroup) {
       const dirs: Record<string, string> = {};
@@ -215,14 +241,14 @@ export class SandboxHost {
     }
     const network = p.network === 'none' || p.network === 'host' ? p.network : 'allow';
     insideBoot.sandbox = {
-      mechanism: 'bubblewrap',
+      mechanism: this.mechanism,
       uid,
       gid,
-      bwrap: this.bwrap,
+      bwrap: bubblewrap ? this.bwrap! : null,
       // Seen from inside the executor, where each file is already at its destination.
       shellMounts: [...this.system, ...extra].map((m): MountOp => (m.op === 'file' ? { ...m, src: m.dest } : m)),
-      shellSeccomp: this.seccomp ? INSIDE.shellSeccomp : null,
-      seccomp: Boolean(this.seccomp && p.seccomp),
+      shellSeccomp: this.seccomp && bubblewrap ? INSIDE.shellSeccomp : null,
+      seccomp: Boolean(this.seccomp && p.seccomp && bubblewrap),
       cgroup: insideCgroup,
       limits,
       network,
@@ -231,6 +257,7 @@ export class SandboxHost {
       strict: p.strict,
     };
 
+    if (!bubblewrap) return this.unshareLaunch(mounts, { uid, gid, workspaces, network, module, childEnv, cgroup, boot: insideBoot });
     const seccompFd = this.seccomp && p.seccomp ? fs.openSync(this.seccomp.executor, 'r') : undefined;
     // As root, bwrap builds the sandbox with host privileges (so <home> may stay 0700) and
     // setpriv, the first thing inside, drops to the environment's uid/gid for good: no
@@ -244,7 +271,7 @@ export class SandboxHost {
         this.setpriv, '--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs']
       : [];
     // stdio: 0 1 2, 3 = ipc, 4 = --info-fd pipe, 5 = seccomp program.
-    let args = [
+    const args = [
       ...(dropPrivileges.length ? [] : ['--unshare-user', '--uid', String(uid), '--gid', String(gid)]),
       '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
       ...(network === 'host' ? [] : ['--unshare-net']),
@@ -258,17 +285,10 @@ export class SandboxHost {
       ...dropPrivileges,
       '--', process.execPath, '--enable-source-maps', module,
     ];
-    let command = this.bwrap;
-    const launchEnv: NodeJS.ProcessEnv = { ...childEnv };
-    if (cgroup) {
-      // Enter the cgroup before anything else runs, so nothing it starts escapes the limits.
-      launchEnv.CONTINUUM_CGROUP_PROCS = cgroup.procsFiles.join(':');
-      args = ['-c', 'IFS=:; for f in $CONTINUUM_CGROUP_PROCS; do echo $$ > "$f" || exit 111; done; unset CONTINUUM_CGROUP_PROCS IFS; exec "$@"', 'continuum-confine', command, ...args];
-      command = '/bin/sh';
-    }
+    const { command, args: full, env: launchEnv } = joiningCgroup(cgroup, this.bwrap!, args, childEnv);
     return {
       command,
-      args,
+      args: full,
       env: launchEnv,
       extraStdio: ['pipe', ...(seccompFd !== undefined ? [seccompFd] : [])],
       infoFd: 4,
@@ -280,9 +300,22 @@ export class SandboxHost {
     };
   }
 
+  /** The util-linux fallback: unshare → sh (builds the root, pivot_root) → setpriv → node. */
+  private unshareLaunch(mounts: MountOp[], o: { uid: number; gid: number; workspaces: string; network: string; module: string; childEnv: NodeJS.ProcessEnv; cgroup: Cgroup | undefined; boot: ChildBoot }): ExecutorLaunch {
+    const script = unshareRootScript(mounts, { chdir: o.workspaces, network: o.network !== 'host' });
+    const args = [
+      '--pid', '--fork', '--kill-child', '--mount', '--ipc', '--uts', ...(o.network === 'host' ? [] : ['--net']),
+      '--', '/bin/sh', '-c', script, 'continuum-sandbox',
+      this.setpriv!, '--reuid', String(o.uid), '--regid', String(o.gid), '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs',
+      '--', process.execPath, '--enable-source-maps', o.module,
+    ];
+    const { command, args: full, env } = joiningCgroup(o.cgroup, which('unshare')!, args, o.childEnv);
+    return { command, args: full, env, extraStdio: [], infoFd: undefined, cgroup: o.cgroup, boot: o.boot, release: () => undefined };
+  }
+
   /** uid/gid an environment's workspaces must belong to, when it is confined and we are root. */
   owner(environment: string): { uid: number; gid: number } | undefined {
-    if (!this.root || !this.bwrap || !this.setpriv) return undefined;
+    if (!this.root || this.mechanism === 'none' || !this.setpriv) return undefined;
     return this.identities.get(environment);
   }
 }

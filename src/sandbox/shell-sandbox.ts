@@ -36,12 +36,14 @@ export function shellSandboxCommand(sb: SandboxBoot, opts: { sessionId: string; 
     ...(opts.seccompFd !== undefined ? ['--seccomp', String(opts.seccompFd)] : []),
     '--', ...opts.command,
   ];
-  return { file: sb.bwrap, args };
+  return { file: sb.bwrap!, args };
 }
 
 /** Runs a script in a shell sandbox like any session's (for the attestation). */
 export function probeShell(sb: SandboxBoot): (script: string) => Promise<string> {
   return async (script) => {
+    // The util-linux fallback has no nested sandboxes: shells run as the executor does.
+    if (!sb.bwrap) return runProbeShell('/bin/sh', ['-c', script], []);
     const workspace = '/tmp/attest-workspace';
     fs.mkdirSync(workspace, { recursive: true, mode: 0o700 });
     const fd = sb.shellSeccomp ? fs.openSync(sb.shellSeccomp, 'r') : undefined;

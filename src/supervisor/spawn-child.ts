@@ -39,11 +39,17 @@ export function exitOf(code: number | null, signal: NodeJS.Signals | null, confi
   return mapped ? { code: null, signal: mapped } : { code, signal };
 }
 
-/** The sandbox's init (bwrap's pid 1) has exactly one child: the executor. */
-async function sandboxedPid(infoPipe: NodeJS.ReadableStream, proc: ChildProcess): Promise<number | undefined> {
-  let text = '';
-  for await (const chunk of infoPipe) text += String(chunk);
-  const init = Number((JSON.parse(text || '{}') as { 'child-pid'?: unknown })['child-pid']);
+/**
+ * bwrap: the sandbox's init (its pid 1, from --info-fd) has exactly one child, the executor.
+ * The util-linux fallback: `unshare --fork`'s only child becomes the executor (it execs).
+ */
+async function sandboxedPid(infoPipe: NodeJS.ReadableStream | undefined, proc: ChildProcess): Promise<number | undefined> {
+  let init = proc.pid ?? 0;
+  if (infoPipe) {
+    let text = '';
+    for await (const chunk of infoPipe) text += String(chunk);
+    init = Number((JSON.parse(text || '{}') as { 'child-pid'?: unknown })['child-pid']);
+  }
   if (!Number.isInteger(init) || init <= 0) return undefined;
   for (let i = 0; i < 400 && proc.exitCode === null && proc.signalCode === null; i++) {
     try {
@@ -101,8 +107,8 @@ export function spawnChild(spec: ChildSpec, boot: ChildBoot, env: NodeJS.Process
     },
   };
   if (launch) {
-    const info = proc.stdio[launch.infoFd] as NodeJS.ReadableStream | null;
-    child.pidKnown = info
+    const info = launch.infoFd === undefined ? undefined : (proc.stdio[launch.infoFd] as NodeJS.ReadableStream | null) ?? undefined;
+    child.pidKnown = info || launch.infoFd === undefined
       ? sandboxedPid(info, proc).then(
           (pid) => {
             if (!pid) return;

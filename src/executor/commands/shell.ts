@@ -113,7 +113,7 @@ export async function exec(params: ExecParams, ctx: CommandContext) {
   const callEnv = params.env ?? {};
   const bash = ['/bin/bash', '--noprofile', '--norc', '-c', WRAPPER, 'continuum-shell', session.shell.cwd ?? session.workspace, session.workspace];
   // In a confined executor, each command runs in the session's own nested sandbox.
-  const sb = ctx.env.boot.sandbox;
+  const sb = ctx.env.boot.sandbox?.bwrap ? ctx.env.boot.sandbox : undefined;
   const seccompFd = sb?.shellSeccomp ? fs.openSync(sb.shellSeccomp, 'r') : undefined;
   const { file, args } = sb
     ? shellSandboxCommand(sb, { sessionId: session.sessionId, workspace: session.workspace, seccompFd: seccompFd === undefined ? undefined : 4, command: bash })

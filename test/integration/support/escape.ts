@@ -38,7 +38,7 @@ export function record(attempt: string, env: string, blocked: boolean): void {
   results.push({ attempt, env, outcome: blocked ? 'blocked' : 'allowed' });
 }
 
-function printTable(title: string): void {
+export function printTable(title: string): void {
   if (!results.length) return;
   const attempts = [...new Set(results.map((r) => r.attempt))];
   const lines = [`| ${title} | ${ALL.join(' | ')} |`, `|---|${ALL.map(() => '---').join('|')}|`];
