@@ -7,6 +7,7 @@ import { SessionDaemonClient } from '../bus/session-client.js';
 import { awaitActivation, ownHostPid, readBoot, SupervisorChannel } from '../bus/supervisor-channel.js';
 import { homePaths } from '../config/paths.js';
 import { childLogger } from '../logging/child-log.js';
+import type { Attestation } from '../protocol/internal.js';
 import type { ExecutorEnv } from './command.js';
 import { Dispatcher } from './dispatcher.js';
 import { SessionCache } from './session-context.js';
@@ -16,7 +17,10 @@ import { probeShell, removeSessionTmp } from '../sandbox/shell-sandbox.js';
 const ATTEST_EVERY_MS = 5 * 60_000;
 
 // Everything above is loaded before a standby says it is ready: activation only binds.
-const boot = await awaitActivation(readBoot());
+const booted = readBoot();
+// The first self-check runs while a standby waits (off the restart path), or alongside start-up.
+const firstAttestation = booted.sandbox ? attest(booted.sandbox, probeShell(booted.sandbox)) : undefined;
+const boot = await awaitActivation(booted);
 const exec = boot.executor!;
 const environment = boot.config.environments.find((e) => e.name === exec.environment)!;
 const paths = homePaths(boot.home);
@@ -64,14 +68,14 @@ channel.ready();
 // A confined executor checks its own isolation now and every few minutes, and reports it.
 if (boot.sandbox) {
   const sb = boot.sandbox;
-  const check = async () => {
-    const result = await attest(sb, probeShell(sb));
+  const check = async (pending?: Promise<Attestation>) => {
+    const result = await (pending ?? attest(sb, probeShell(sb)));
     const wasOk = env.attestation?.ok;
     env.attestation = result;
     channel?.send({ t: 'attest', result });
     if (!result.ok && wasOk !== false) log.error('sandbox attestation failed', { failed: result.checks.filter((c) => !c.ok) });
     else if (result.ok && wasOk === false) log.info('sandbox attestation passes again');
   };
-  void check();
+  void check(firstAttestation);
   setInterval(() => void check(), ATTEST_EVERY_MS).unref();
 }

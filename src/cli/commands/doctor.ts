@@ -127,7 +127,9 @@ export async function doctor(opts: { json?: boolean; home?: string }): Promise<{
   const bwrap = checks.find((c) => c.name === 'bubblewrap')!.ok;
   lines.push('', bwrap
     ? 'Confined environments run under bubblewrap (namespaces, new root, seccomp), with cgroup limits where shown above; see docs/SANDBOX.md.'
-    : 'Without bubblewrap, confined environments run UNCONFINED with a warning (or refuse to start with sandbox.strict); see docs/SANDBOX.md.');
+    : process.getuid?.() === 0
+      ? 'Without bubblewrap, confined environments use the util-linux fallback (unshare + pivot_root + setpriv): no seccomp, no per-session sandboxes; see docs/SANDBOX.md.'
+      : 'Without bubblewrap (and not root), confined environments run UNCONFINED with a warning (or refuse to start with sandbox.strict); see docs/SANDBOX.md.');
   const running = await runningSandboxes(opts.home);
   if (running.length) lines.push('', 'Running executors:', ...running);
   return { text: lines.join('\n'), ok: true };
