@@ -23,7 +23,14 @@ describe('escape suite: util-linux fallback (no bubblewrap)', { skip }, () => {
     process.env.CONTINUUM_SANDBOX_MECHANISM = 'unshare';
     try {
       tree = await startTree({
-        config: { environments: [...['browser', 'agent', 'persona'].map((name) => ({ name, enabled: false })), { name: 'remote', standby: false }] },
+        config: {
+          environments: [
+            ...['browser', 'agent', 'persona'].map((name) => ({ name, enabled: false })),
+            { name: 'remote', standby: false },
+            // The same profile, but strict: what the fallback can't enforce must stop it.
+            { name: 'strictenv', standby: false, sandbox: { strict: true } },
+          ],
+        },
       });
     } finally {
       delete process.env.CONTINUUM_SANDBOX_MECHANISM;
@@ -39,6 +46,23 @@ describe('escape suite: util-linux fallback (no bubblewrap)', { skip }, () => {
     server.close();
     await stopTree(tree);
     printTable('fallback (util-linux)');
+  });
+
+  test('strict: an environment whose profile the host cannot enforce does not start, and says why', LIMIT, async () => {
+    const row = (await tree.ps()).find((r) => r.id === 'strictenv-0')!;
+    assert.equal(row.state, 'failed');
+    assert.equal(row.pid, null);
+    assert.match(row.reason ?? '', /can't be enforced on this host \(strict\).*seccomp filter not enforced/);
+    assert.ok(tree.logLines('server').some((l) => /sandbox profile of strictenv not fully enforced \(strict: it will not start\)/.test(String(l.msg))));
+    const err = await tree.client('strictenv', { reconnect: false }).then(
+      async (c) => {
+        await c.close();
+        return undefined;
+      },
+      (e: unknown) => e as { rpcCode?: number; data?: { retryable?: boolean } },
+    );
+    assert.equal(err?.rpcCode, -32003);
+    assert.equal(err?.data?.retryable, false);
   });
 
   const sh = async (command: string): Promise<ExecResult> => {
