@@ -1,5 +1,12 @@
 // The bench's sizes, limits and the tree configs it measures. Every loop is bounded by these.
-export const PING_CONFIG = { limits: { maxInFlightPerConnection: 64 } };
+/**
+ * `CONTINUUM_BENCH_SANDBOX=off npm run bench` runs the normally confined environments
+ * unconfined, to measure what the sandbox costs (cold start, kill → serving).
+ */
+const unconfined = process.env.CONTINUUM_BENCH_SANDBOX === 'off'
+  ? { environments: ['browser', 'remote', 'agent', 'persona'].map((name) => ({ name, sandbox: { isolation: 'none' } })) }
+  : {};
+export const PING_CONFIG = { limits: { maxInFlightPerConnection: 64 }, ...unconfined };
 export const RESTART_CONFIG = { ...PING_CONFIG, restart: { stableAfterMs: 1000, intensity: 100, periodMs: 1000 } };
 export const ENVIRONMENTS = ['browser', 'server', 'remote', 'agent', 'persona'];
 

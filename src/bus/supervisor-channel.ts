@@ -3,7 +3,18 @@
 import type { ChildBoot, ChildMessage, SupervisorMessage } from '../protocol/internal.js';
 import { flushLogs } from '../logging/child-log.js';
 
+let hostPid = process.pid;
+
+/** Our pid as the host (and `ps`) sees it; differs from process.pid inside a pid namespace. */
+export function ownHostPid(): number {
+  return hostPid;
+}
+
 export function readBoot(): ChildBoot {
+  // Sent by the supervisor once it has found a confined child's host pid, maybe before activation.
+  process.on('message', (m: SupervisorMessage) => {
+    if (m?.t === 'identity' && Number.isInteger(m.pid)) hostPid = m.pid;
+  });
   const raw = process.env.CONTINUUM_CHILD;
   if (!raw || !process.send) {
     process.stderr.write('this program is started by the Continuum supervisor (`continuum start`), not by hand\n');

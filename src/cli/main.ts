@@ -132,8 +132,9 @@ program
   .command('doctor')
   .description('what this host offers: cgroups, namespaces, seccomp, bubblewrap, Chromium, NATS')
   .option('--json', 'machine-readable output')
-  .action((opts: { json?: boolean }) => {
-    console.log(doctor({ json: Boolean(opts.json) }).text);
+  .addOption(homeOption())
+  .action(async (opts: { json?: boolean; home?: string }) => {
+    console.log((await doctor({ json: Boolean(opts.json), home: home(opts) })).text);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

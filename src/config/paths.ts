@@ -41,11 +41,14 @@ export function homePaths(home: string): HomePaths {
     artifacts: path.join(root, 'artifacts'),
     secrets: path.join(root, 'secrets.json'),
     supervisorSocket: path.join(run, 'supervisor.sock'),
-    sessionSocket: path.join(run, 'session.sock'),
+    // In folders of their own, so a sandbox can have just that folder bound in (a bound
+    // socket file would go stale when its daemon restarts and makes a new one).
+    sessionSocket: path.join(run, 'bus', 'session.sock'),
     runtimeFile: path.join(run, 'supervisor.json'),
-    executorSocket: (id) => path.join(run, `exec-${id}.sock`),
+    executorSocket: (id) => path.join(run, `exec-${id}`, 'exec.sock'),
     serviceSocket: (id) => path.join(run, `${id}.sock`),
-    egressSocket: (environment) => path.join(run, `egress-${environment}.sock`),
+    // In a folder of its own: the sandbox binds the folder, so a restarted proxy's new socket is seen inside.
+    egressSocket: (environment) => path.join(run, `egress-${environment}`, 'proxy.sock'),
     dashboardSocket: path.join(run, 'dashboard.sock'),
     workspace: (environment, sessionId) => path.join(root, 'workspaces', environment, sessionId),
     envLog: (environment) => path.join(root, 'logs', `${environment}.log`),

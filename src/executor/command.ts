@@ -1,6 +1,6 @@
 // What a command handler gets and returns.
 import type { EnvironmentConfig } from '../config/schema.js';
-import type { ChildBoot } from '../protocol/internal.js';
+import type { Attestation, ChildBoot } from '../protocol/internal.js';
 import type { RequestId } from '../protocol/jsonrpc.js';
 import type { ExecutorRef } from '../protocol/method.js';
 import type { SessionDaemonClient } from '../bus/session-client.js';
@@ -15,6 +15,8 @@ export interface ExecutorEnv {
   egress?: { proxyUrl(sessionId: string): Promise<string> };
   /** Tell the supervisor about process groups we start, so it can reap them if we die. */
   trackProcessGroup(op: 'add' | 'remove', pgid: number): void;
+  /** The latest self-check of a confined executor's isolation (null until the first one). */
+  attestation: Attestation | null;
 }
 
 export interface CommandContext {

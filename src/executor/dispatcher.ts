@@ -35,6 +35,12 @@ export class Dispatcher {
       if (!this.allowed.has(method.namespace)) {
         throw new ContinuumError('FORBIDDEN', `the ${this.env.environment.name} environment's policy does not allow ${method.namespace}.* commands`);
       }
+      const failed = this.env.boot.sandbox?.strict && this.env.attestation?.ok === false ? this.env.attestation : undefined;
+      if (failed && req.method !== 'process.info') {
+        // Strict: an executor whose isolation no longer checks out serves nothing until a fresh check passes.
+        const reason = `sandbox attestation failed: ${failed.checks.filter((c) => !c.ok).map((c) => c.detail).join('; ')}`;
+        throw new ContinuumError('EXECUTOR_UNAVAILABLE', `the ${this.env.executor.id} executor is out of service: ${reason}`, { retryable: true, retryAfterMs: 60_000, state: 'failed', executorId: this.env.executor.id, reason });
+      }
       const params = parseParams(method, req.params);
       const requestId = id;
       const run = (session: SessionContext) => {

@@ -17,7 +17,7 @@ export class SessionContext {
   readonly running = new Set<() => void>();
   evicted = false;
 
-  constructor(readonly sessionId: string, loaded: LoadedSession) {
+  constructor(readonly sessionId: string, loaded: LoadedSession, private readonly onEvict: (sessionId: string) => void = () => {}) {
     this.kv = new Map(Object.entries(loaded.kv));
     this.shell = loaded.shell;
     this.workspace = loaded.workspace;
@@ -67,6 +67,7 @@ export class SessionContext {
     clearTimeout(this.saveRetry);
     for (const kill of this.running) kill();
     this.running.clear();
+    this.onEvict(this.sessionId);
   }
 }
 
@@ -78,7 +79,8 @@ export class SessionCache {
   private readonly sessions = new Map<string, SessionContext>();
   private readonly loading = new Map<string, Promise<SessionContext>>();
 
-  constructor(private readonly daemon: Pick<SessionDaemonClient, 'call'>) {}
+  /** `onEvict`: what else goes with a session (a sandboxed executor's per-session /tmp). */
+  constructor(private readonly daemon: Pick<SessionDaemonClient, 'call'>, private readonly onEvict?: (sessionId: string) => void) {}
 
   get(sessionId: string): SessionContext | Promise<SessionContext> {
     const cached = this.sessions.get(sessionId);
@@ -100,7 +102,7 @@ export class SessionCache {
               return current;
             }
             current?.evict();
-            const ctx = new SessionContext(sessionId, loaded);
+            const ctx = new SessionContext(sessionId, loaded, this.onEvict);
             this.sessions.set(sessionId, ctx);
             this.trim();
             return ctx;

@@ -2,6 +2,8 @@
 // dashboard and /metrics read. Only processes that can reach <home>/run (mode 0700) can.
 
 /** One row of the process tree, as `continuum ps` shows it. */
+import type { Attestation } from './internal.js';
+
 export interface ProcessRow {
   name: string;
   id: string;
@@ -16,6 +18,14 @@ export interface ProcessRow {
   cpuSeconds: number | null;
   sessions: number | null;
   reason: string | null;
+  /** Confined executors: what is enforced, what isn't, and the latest self-check. */
+  sandbox?: SandboxRow;
+}
+
+export interface SandboxRow {
+  confined: boolean;
+  warnings: string[];
+  attestation: Attestation | null;
 }
 
 /** The answer to `ps`. */

@@ -28,7 +28,49 @@ export interface ChildBoot {
   previousExit?: ExitRecord;
   /** Only the edge: signs the dashboard's session cookies (new each run of the supervisor). */
   dashboardKey?: string;
+  /** Set for a confined executor: what its sandbox is, as seen from the inside. */
+  sandbox?: SandboxBoot;
+  /** Executors: what of the environment's sandbox profile this host can't enforce. */
+  sandboxWarnings?: string[];
+  /** Session daemon: the uid/gid that owns each confined environment's workspaces. */
+  workspaceOwners?: Record<string, { uid: number; gid: number }>;
 }
+
+/** One step of building a sandbox root; `dest` defaults to the same path as `src`. */
+export type MountOp =
+  | { op: 'ro-bind' | 'bind' | 'dev-bind'; src: string; dest?: string }
+  | { op: 'symlink'; target: string; dest: string }
+  | { op: 'tmpfs' | 'proc' | 'dev'; dest: string; perms?: string }
+  | { op: 'file'; src: string; dest: string };
+
+export interface SandboxBoot {
+  mechanism: 'bubblewrap' | 'unshare';
+  uid: number;
+  gid: number;
+  /** Where bwrap is, to give each session's shell its own nested sandbox (null: the util-linux fallback, none). */
+  bwrap: string | null;
+  /** The read-only system part of a shell's root. */
+  shellMounts: MountOp[];
+  /** The shells' seccomp program (a path inside the sandbox), when seccomp is enforced. */
+  shellSeccomp: string | null;
+  seccomp: boolean;
+  /** The executor's own cgroup directories, bound read-only inside (controller → path). */
+  cgroup: { version: 1 | 2; dirs: Record<string, string> } | null;
+  limits: { memory?: number; cpu?: number; pids?: number };
+  network: 'none' | 'host' | 'allow';
+  /** Host paths that must not be visible inside (attestation checks each). */
+  hidden: string[];
+  /** What of the profile is not enforced on this host. */
+  warnings: string[];
+  strict: boolean;
+}
+
+export const attestationSchema = z.object({
+  ok: z.boolean(),
+  at: z.number(),
+  checks: z.array(z.object({ name: z.string().max(64), ok: z.boolean(), detail: z.string().max(512) })).max(64),
+});
+export type Attestation = z.infer<typeof attestationSchema>;
 
 export type ExecutorState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -53,6 +95,8 @@ export type ExecutorStatus = z.infer<typeof executorStatusSchema>;
 export type SupervisorMessage =
   | { t: 'ping'; seq: number }
   | { t: 'activate' }
+  /** A confined executor's host pid (inside its pid namespace it can't see it). */
+  | { t: 'identity'; pid: number }
   | { t: 'executors'; executors: ExecutorStatus[]; services: ExecutorStatus[] }
   | { t: 'query'; seq: number; q: SupervisorQuery };
 
@@ -66,6 +110,7 @@ export const childMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('pong'), seq: z.number() }),
   z.object({ t: z.literal('reply'), seq: z.number(), data: z.unknown() }),
   z.object({ t: z.literal('pgid'), op: z.enum(['add', 'remove']), pgid: z.number().int().positive() }),
+  z.object({ t: z.literal('attest'), result: attestationSchema }),
 ]);
 export type ChildMessage = z.infer<typeof childMessageSchema>;
 

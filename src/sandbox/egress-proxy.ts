@@ -3,6 +3,7 @@
 // their own. HTTP is parsed by node:http; this file decides, dials (egress-dial.ts) and
 // pipes. Every refusal is logged with the session id the connection's lead line claimed.
 import fs from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import type { EgressLimits } from '../config/schema.js';
@@ -59,6 +60,7 @@ export class EgressProxy {
 
   /** Listens on `socketPath`, replacing a socket file a killed predecessor left behind. */
   async listen(socketPath: string): Promise<void> {
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
     fs.rmSync(socketPath, { force: true });
     await new Promise<void>((resolve, reject) => {
       this.listener.once('error', reject);

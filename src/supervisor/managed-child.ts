@@ -2,10 +2,11 @@
 // Everything started for a child (timers, listeners) ends with it.
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { childMessageSchema, type ChildBoot, type ExecutorState, type ExitRecord, type SupervisorMessage, type SupervisorQuery } from '../protocol/internal.js';
+import { childMessageSchema, type Attestation, type ChildBoot, type ExecutorState, type ExitRecord, type SupervisorMessage, type SupervisorQuery } from '../protocol/internal.js';
+import type { ExecutorLaunch } from '../sandbox/launcher.js';
 import type { ChildSpec } from './child-spec.js';
 import type { LogRouter } from './log-router.js';
-import { spawnChild, type SpawnedChild } from './spawn-child.js';
+import { exitOf, spawnChild, type SpawnedChild } from './spawn-child.js';
 import { RestartTracker, type RestartSettings } from './restart-policy.js';
 
 export interface ExitInfo {
@@ -15,7 +16,12 @@ export interface ExitInfo {
   /** Why the supervisor itself killed it, if it did. */
   killedFor: string | undefined;
   pid: number;
+  /** The kernel killed it for crossing its cgroup's memory limit. */
+  oomKilled: boolean;
 }
+
+/** Builds the sandbox launch for one process of this child (undefined: plain fork). */
+export type LaunchFactory = () => ExecutorLaunch | undefined;
 
 const READY_TIMEOUT_MS = 10_000;
 const PROMOTION_TIMEOUT_MS = 1_000;
@@ -63,6 +69,12 @@ export class ManagedChild {
   promoted = false;
   /** How the previous process ended, for the ledger's `lost` reasons. */
   lastExit: ExitRecord | null = null;
+  /** The running process (its sandbox, cgroup). */
+  private current: SpawnedChild | undefined;
+  /** The executor's latest report on its own isolation. */
+  attestation: Attestation | null = null;
+  /** OOM kills in the running process's cgroup already reported. */
+  private oomReported = 0;
 
   constructor(
     readonly spec: ChildSpec,
@@ -77,15 +89,19 @@ export class ManagedChild {
    * Starts the child: by promoting its warm standby when one is booted and waiting, else by
    * forking afresh. Resolves when it says it is ready, rejects if it dies first.
    */
-  start(boot: ChildBoot, env: NodeJS.ProcessEnv): Promise<void> {
+  start(boot: ChildBoot, env: NodeJS.ProcessEnv, launch: LaunchFactory = () => undefined): Promise<void> {
     this.stopping = false;
     this.killedFor = undefined;
     this.state = 'starting';
+    this.attestation = null;
+    this.oomReported = 0;
     const spare = this.takeStandby();
-    const spawned = spare ?? spawnChild(this.spec, boot, env, this.logs);
-    const { proc, pid } = spawned;
+    const spawned = spare ?? spawnChild(this.spec, boot, env, this.logs, launch());
+    const { proc } = spawned;
+    const confined = spawned.confined;
+    this.current = spawned;
     this.proc = proc;
-    this.pid = pid;
+    this.pid = spawned.pid;
     this.startedAt = Date.now();
     this.pingSentAt = null;
     this.promoted = Boolean(spare);
@@ -110,25 +126,37 @@ export class ManagedChild {
           settled = true;
           clearTimeout(timer);
           this.port = m.port;
-          this.state = 'running';
-          resolve();
+          // A confined executor's host pid is read from its sandbox just after spawn.
+          void spawned.pidKnown.then(() => {
+            if (this.proc !== proc) return;
+            this.pid = spawned.pid;
+            this.state = 'running';
+            resolve();
+          });
         } else if (m.t === 'pong') this.pingSentAt = null;
+        else if (m.t === 'attest') this.attestation = m.result;
         else if (m.t === 'reply') {
           this.queries.get(m.seq)?.(m.data);
           this.queries.delete(m.seq);
-        } else if (m.t === 'pgid') {
+        } else if (m.t === 'pgid' && !confined) {
+          // A confined executor's groups live in its own pid namespace and die with it.
           if (m.op === 'remove') this.processGroups.delete(m.pgid);
-          else if (isOwnGroupLeader(m.pgid, pid) && this.processGroups.size < MAX_PROCESS_GROUPS) this.processGroups.add(m.pgid);
+          else if (isOwnGroupLeader(m.pgid, spawned.pid) && this.processGroups.size < MAX_PROCESS_GROUPS) this.processGroups.add(m.pgid);
         }
       });
-      proc.once('exit', (code, signal) => {
+      proc.once('exit', (rawCode, rawSignal) => {
         clearTimeout(timer);
         for (const done of this.queries.values()) done(null);
         this.queries.clear();
         this.reapProcessGroups();
         this.proc = undefined;
-        const info: ExitInfo = { code, signal, uptimeMs: Date.now() - this.startedAt, killedFor: this.killedFor, pid };
-        this.lastExit = { pid, code, signal, killedFor: this.killedFor ?? null };
+        const { code, signal } = exitOf(rawCode, rawSignal, confined);
+        const oomKilled = signal === 'SIGKILL' && !this.killedFor && (spawned.cgroup?.oomKills() ?? 0) > this.oomReported;
+        spawned.cgroup?.kill();
+        void spawned.cgroup?.remove().catch((err: Error) => this.logs.write('server', { level: 40, msg: 'could not remove a cgroup', component: 'supervisor', error: err.message }));
+        if (this.current === spawned) this.current = undefined;
+        const info: ExitInfo = { code, signal, uptimeMs: Date.now() - this.startedAt, killedFor: this.killedFor, pid: spawned.pid, oomKilled };
+        this.lastExit = { pid: spawned.pid, code, signal, killedFor: this.killedFor ?? (oomKilled ? 'memory limit' : null) };
         if (!settled) {
           settled = true;
           reject(new Error(`exited before it was ready (${signal ?? `code ${code}`})${why()}`));
@@ -179,11 +207,15 @@ export class ManagedChild {
 
   kill(reason: string): void {
     this.killedFor ??= reason;
-    try {
-      this.proc?.kill('SIGKILL');
-    } catch {
-      // Already gone.
-    }
+    this.current?.killTree();
+  }
+
+  /** New OOM kills in the running process's cgroup since the last call (0 when none). */
+  newOomKills(): number {
+    const total = this.current?.cgroup?.oomKills() ?? 0;
+    const fresh = total - this.oomReported;
+    this.oomReported = total;
+    return fresh;
   }
 
   /** SIGTERM, then SIGKILL after the spec's shutdown time. Resolves when it has exited. */
@@ -198,21 +230,31 @@ export class ManagedChild {
       return;
     }
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), this.spec.shutdownMs);
+    const spawned = this.current;
+    if (spawned) spawned.terminate();
+    else proc.kill('SIGTERM');
+    const timer = setTimeout(() => (spawned ? spawned.killTree() : proc.kill('SIGKILL')), this.spec.shutdownMs);
     await exited;
     clearTimeout(timer);
   }
 
   /** Boots a standby process for this child, unless one exists. It waits for 'activate'. */
-  prepareStandby(boot: ChildBoot, env: NodeJS.ProcessEnv): void {
+  prepareStandby(boot: ChildBoot, env: NodeJS.ProcessEnv, launch: (boot: ChildBoot) => ExecutorLaunch | undefined = () => undefined): void {
     if (this.standby || this.stopping) return;
-    const spare = { ...spawnChild(this.spec, { ...boot, standby: true }, env, this.logs), ready: false };
+    const standbyBoot = { ...boot, standby: true };
+    let plan: ExecutorLaunch | undefined;
+    try {
+      plan = launch(standbyBoot);
+    } catch {
+      return; // Unenforceable under strict: no spare either.
+    }
+    const spare: SpawnedChild & { ready: boolean } = Object.assign(spawnChild(this.spec, standbyBoot, env, this.logs, plan), { ready: false });
     this.standby = spare;
     spare.proc.on('message', (raw: unknown) => {
-      if ((raw as { t?: unknown } | null)?.t === 'standby') spare.ready = true;
+      if ((raw as { t?: unknown } | null)?.t === 'standby') void spare.pidKnown.then(() => (spare.ready = true));
     });
     spare.proc.once('exit', () => {
+      void spare.cgroup?.remove().catch(() => undefined);
       if (this.standby === spare) this.standby = undefined;
     });
   }
@@ -230,7 +272,7 @@ export class ManagedChild {
     const spare = this.standby;
     this.standby = undefined;
     if (spare?.ready && spare.proc.connected) return spare;
-    if (spare) spare.proc.kill('SIGKILL');
+    if (spare) spare.killTree();
     return undefined;
   }
 
@@ -239,7 +281,7 @@ export class ManagedChild {
     this.standby = undefined;
     if (!spare || spare.proc.exitCode !== null || spare.proc.signalCode !== null) return;
     const exited = new Promise<void>((r) => spare.proc.once('exit', () => r()));
-    spare.proc.kill('SIGKILL');
+    spare.killTree();
     await exited;
   }
 

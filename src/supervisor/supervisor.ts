@@ -3,12 +3,14 @@
 // owns the log files, and answers the CLI on its control socket.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { busProof } from '../bus/auth.js';
 import { homePaths, SERVER_LOG, type HomePaths } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import { ensureSecrets } from '../config/secrets.js';
-import type { ProcessRow } from '../protocol/control.js';
+import type { ProcessRow, SandboxRow } from '../protocol/control.js';
 import type { ChildBoot, ExecutorStatus } from '../protocol/internal.js';
+import { SandboxHost, SandboxUnenforceable } from '../sandbox/launcher.js';
 import { readNamespaces } from '../sandbox/namespaces.js';
 import { daemonSpecs, egressEnvironments, executorSpecs, type ChildSpec } from './child-spec.js';
 import { AuditTrail } from './audit-trail.js';
@@ -18,7 +20,7 @@ import { processInfo } from '../protocol/methods/process.js';
 import { DashboardLogins } from './dashboard-logins.js';
 import { ProcStats, type ProcSample } from './proc-stats.js';
 
-export type { ProcessRow } from '../protocol/control.js';
+export type { ProcessRow, SandboxRow } from '../protocol/control.js';
 
 export interface RuntimeInfo {
   pid: number;
@@ -48,6 +50,7 @@ export class Supervisor {
   private readonly stats = new ProcStats();
   /** pid → its latest 2-second sample: what ps, the dashboard and /metrics all read. */
   private readonly samples = new Map<number, ProcSample>();
+  private readonly sandbox: SandboxHost;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastHeartbeatTick = 0;
   private standbyTimer: NodeJS.Timeout | undefined;
@@ -61,6 +64,10 @@ export class Supervisor {
     for (const dir of [this.paths.home, this.paths.run, this.paths.state, this.paths.workspaces, this.paths.artifacts]) {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     }
+    // The session socket's folder is bound read-only into sandboxes.
+    fs.mkdirSync(path.dirname(this.paths.sessionSocket), { recursive: true, mode: 0o755 });
+    for (const spec of executorSpecs(config)) fs.mkdirSync(path.dirname(this.paths.executorSocket(spec.id)), { recursive: true, mode: 0o700 });
+    this.sandbox = new SandboxHost(this.paths, config);
     this.logs = new LogRouter(this.paths.logs, config.logs, new Set(config.environments.map((e) => e.name)));
     this.logs.audit = new AuditTrail(this.paths.audit, new Set(config.environments.map((e) => e.name)));
     for (const spec of [...daemonSpecs(config), ...executorSpecs(config)]) {
@@ -77,6 +84,13 @@ export class Supervisor {
     const t0 = Date.now();
     ensureSecrets(this.paths.secrets, this.config.environments.map((e) => e.name));
     this.log('info', 'supervisor starting', { home: this.paths.home, environments: this.config.environments.map((e) => e.name) });
+    const stale = await this.sandbox.prepare();
+    if (stale.length) this.log('warn', 'removed cgroups left by a previous run', { cgroups: stale });
+    this.log('info', 'sandbox mechanisms', { ...this.sandbox.info() });
+    for (const env of this.config.environments) {
+      const warnings = this.sandbox.warnings(env);
+      if (warnings.length) this.log('warn', `sandbox profile of ${env.name} not fully enforced${env.sandbox.strict ? ' (strict: it will not start)' : ''}`, { env: env.name, warnings });
+    }
     const results = await Promise.allSettled([...this.children.values()].map((c) => this.spawn(c)));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [[...this.children.values()][i]!.spec.name + ': ' + (r.reason as Error).message] : []));
     const edge = this.children.get('websocket-daemon')!;
@@ -115,11 +129,23 @@ export class Supervisor {
       busProof: busProof(this.busKey, spec.role, id),
       supervisorNamespaces: this.namespaces,
     };
-    if (spec.role === 'session-daemon') boot.busKey = this.busKey;
+    if (spec.role === 'session-daemon') {
+      boot.busKey = this.busKey;
+      const owners: Record<string, { uid: number; gid: number }> = {};
+      for (const env of this.config.environments) {
+        const owner = this.sandbox.owner(env.name);
+        if (owner) owners[env.name] = { uid: owner.uid, gid: owner.gid };
+      }
+      boot.workspaceOwners = owners;
+    }
+    if (spec.environment !== undefined && spec.replica !== undefined) {
+      boot.executor = { id: spec.id, environment: spec.environment, replica: spec.replica };
+      const env = this.config.environments.find((e) => e.name === spec.environment);
+      if (env) boot.sandboxWarnings = this.sandbox.warnings(env);
+    }
     const previous = this.children.get(spec.id)?.lastExit;
     if (previous) boot.previousExit = previous;
     if (spec.role === 'websocket-daemon') boot.dashboardKey = this.dashboardKey;
-    if (spec.environment !== undefined && spec.replica !== undefined) boot.executor = { id: spec.id, environment: spec.environment, replica: spec.replica };
     if (spec.role === 'executor' && egressEnvironments(this.config).includes(spec.environment!)) boot.egressSocket = this.paths.egressSocket(spec.environment!);
     return boot;
   }
@@ -143,20 +169,33 @@ export class Supervisor {
       if (this.shuttingDown) return;
       const next = [...this.children.values()].find((c) => c.state === 'running' && this.hasStandby(c.spec) && c.standbyPid === null && !c.standbyPending);
       if (!next) return;
-      next.prepareStandby(this.boot(next.spec), this.childEnv(next.spec));
+      next.prepareStandby(this.boot(next.spec), this.childEnv(next.spec), (b) => this.launch(next.spec, b));
       this.prepareStandbys(STANDBY_STAGGER_MS);
     }, delayMs);
   }
 
+  /** The sandbox launch for a confined executor (undefined: an ordinary fork). */
+  private launch(spec: ChildSpec, boot: ChildBoot) {
+    const env = spec.role === 'executor' ? this.config.environments.find((e) => e.name === spec.environment) : undefined;
+    return env ? this.sandbox.launch(env, boot, spec.module, this.childEnv(spec)) : undefined;
+  }
+
   private async spawn(child: ManagedChild): Promise<void> {
     try {
-      await child.start(this.boot(child.spec), this.childEnv(child.spec));
+      const boot = this.boot(child.spec);
+      await child.start(boot, this.childEnv(child.spec), () => this.launch(child.spec, boot));
       if (this.hasStandby(child.spec) && this.heartbeatTimer) this.prepareStandbys();
       this.log('info', 'child started', { child: child.spec.name, id: child.spec.id, childPid: child.pid, restarts: child.restarts, promotedStandby: child.promoted });
       if (child.spec.environment) this.logs.write(child.spec.logTarget, { msg: 'executor started', env: child.spec.environment, pid: child.pid, executorId: child.spec.id, restarts: child.restarts });
       if (child.spec.id === 'websocket-daemon' && child.port) this.port = child.port;
       this.pushExecutors();
     } catch (err) {
+      if (err instanceof SandboxUnenforceable) {
+        // Retrying can't help until the host changes: failed, visible, cleared by `continuum restart`.
+        child.state = 'failed';
+        child.reason = err.message;
+        this.pushExecutors();
+      }
       this.log('error', 'child failed to start', { child: child.spec.name, id: child.spec.id, error: (err as Error).message });
       throw err;
     }
@@ -164,7 +203,10 @@ export class Supervisor {
 
   private onChildExit(child: ManagedChild, info: ExitInfo): void {
     if (this.shuttingDown) return;
-    const how = info.killedFor ? `killed by the supervisor: ${info.killedFor}` : info.signal ? `killed by ${info.signal}` : `exited with code ${info.code}`;
+    const memory = this.config.environments.find((e) => e.name === child.spec.environment)?.sandbox.memory;
+    const how = info.oomKilled && memory
+      ? `memory limit (${Math.round(memory / 1024 / 1024)} MiB)`
+      : info.killedFor ? `killed by the supervisor: ${info.killedFor}` : info.signal ? `killed by ${info.signal}` : `exited with code ${info.code}`;
     const decision = child.tracker.onExit(info.uptimeMs);
     const fields = { child: child.spec.name, id: child.spec.id, childPid: info.pid, code: info.code, signal: info.signal, uptimeMs: info.uptimeMs, cause: how };
     this.log('warn', 'child exited', fields);
@@ -279,10 +321,28 @@ export class Supervisor {
     for (const pid of this.samples.keys()) if (!fresh.has(pid)) this.stats.forget(pid);
     this.samples.clear();
     for (const [pid, sample] of fresh) this.samples.set(pid, sample);
+    this.reportOomKills();
   }
 
   private sampleOf(pid: number): ProcSample | undefined {
     return this.samples.get(pid) ?? this.stats.sample(pid);
+  }
+
+  /** The kernel's OOM kills in executors' sandboxes, reported to their environment's log. */
+  private reportOomKills(): void {
+    for (const c of this.children.values()) {
+      const oom = c.newOomKills();
+      if (oom > 0 && c.spec.environment) {
+        const memory = this.config.environments.find((e) => e.name === c.spec.environment)?.sandbox.memory ?? 0;
+        this.logs.write(c.spec.logTarget, { level: 40, msg: `memory limit (${Math.round(memory / 1024 / 1024)} MiB) hit: the kernel killed ${oom} process${oom > 1 ? 'es' : ''} in this executor's sandbox`, env: c.spec.environment, executorId: c.spec.id });
+      }
+    }
+  }
+
+  private sandboxRow(c: ManagedChild): SandboxRow | undefined {
+    const env = this.config.environments.find((e) => e.name === c.spec.environment);
+    if (!env || c.spec.role !== 'executor') return undefined;
+    return { confined: env.sandbox.isolation === 'confined', warnings: this.sandbox.warnings(env), attestation: c.attestation };
   }
 
   async processTable(): Promise<ProcessRow[]> {
@@ -307,6 +367,7 @@ export class Supervisor {
         cpuSeconds: s?.cpuSeconds ?? null,
         sessions: c.spec.role === 'executor' ? counts[c.spec.id] ?? 0 : null,
         reason: c.reason,
+        ...(this.sandboxRow(c) ? { sandbox: this.sandboxRow(c) } : {}),
       });
     }
     return rows;
@@ -335,8 +396,8 @@ export class Supervisor {
       this.log('info', 'supervisor stopped');
       this.logs.close();
       this.logs.audit?.close();
-      for (const f of [this.paths.runtimeFile, this.paths.sessionSocket, ...all.filter((c) => c.spec.role === 'executor').map((c) => this.paths.executorSocket(c.spec.id)), ...all.filter((c) => c.spec.serves).map((c) => this.paths.serviceSocket(c.spec.id)), ...egressEnvironments(this.config).map((e) => this.paths.egressSocket(e))]) {
-        fs.rmSync(f, { force: true });
+      for (const f of [this.paths.runtimeFile, this.paths.sessionSocket, ...all.filter((c) => c.spec.role === 'executor').map((c) => path.dirname(this.paths.executorSocket(c.spec.id))), ...all.filter((c) => c.spec.serves).map((c) => this.paths.serviceSocket(c.spec.id)), ...egressEnvironments(this.config).map((e) => path.dirname(this.paths.egressSocket(e)))]) {
+        fs.rmSync(f, { force: true, recursive: true });
       }
     })();
     return this.shuttingDown;

@@ -18,3 +18,31 @@ export function childrenByParent(): Map<number, number[]> {
   }
   return children;
 }
+
+export function ppidOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function isBwrap(pid: number | undefined): boolean {
+  try {
+    return pid !== undefined && /(^|\/)bwrap$/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The supervisor a process was started by: its parent, or for a confined executor the parent
+ * of its sandbox (supervisor → bwrap launcher → bwrap init, pid 1 inside → executor).
+ */
+export function startedBy(pid: number): number | undefined {
+  const parent = ppidOf(pid);
+  if (!isBwrap(parent)) return parent;
+  const launcher = ppidOf(parent!);
+  return isBwrap(launcher) ? ppidOf(launcher!) : undefined;
+}

@@ -149,7 +149,7 @@ fetch('http://127.0.0.1:${allowed.port}/undici', { dispatcher: new EnvHttpProxyA
 
   test('garbage on the proxy socket and through the forwarder gets a 4xx, and the proxy keeps serving', async () => {
     const proxyBefore = await tree.row('egress-proxy');
-    const socket = path.join(tree.home, 'run', 'egress-agent.sock');
+    const socket = path.join(tree.home, 'run', 'egress-agent', 'proxy.sock');
     const noise = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256));
     assert.match(await rawExchange(socket, noise), /^HTTP\/1\.1 400 /);
     assert.match(await rawExchange(socket, 'CONTINUUM-SESSION ../../etc\nGET http://x/ HTTP/1.1\r\n\r\n'), /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*malformed session id/);
@@ -170,7 +170,7 @@ fetch('http://127.0.0.1:${allowed.port}/undici', { dispatcher: new EnvHttpProxyA
   });
 
   test(`at most ${CAP} connections per environment at once; the next is refused with 503 until one closes`, async () => {
-    const socket = path.join(tree.home, 'run', 'egress-agent.sock');
+    const socket = path.join(tree.home, 'run', 'egress-agent', 'proxy.sock');
     const open = [];
     for (let i = 0; i < CAP; i++) open.push(await openTunnel(socket, `127.0.0.1:${allowed.port}`));
     for (const t of open) assert.equal(t.status, 'HTTP/1.1 200 Connection Established');
@@ -193,7 +193,7 @@ fetch('http://127.0.0.1:${allowed.port}/undici', { dispatcher: new EnvHttpProxyA
     const r = await none.exec('env | grep -i _proxy');
     assert.equal(r.stdout, '');
     assert.equal(r.exitCode, 1);
-    assert.equal(fs.existsSync(path.join(tree.home, 'run', 'egress-remote.sock')), false);
+    assert.equal(fs.existsSync(path.join(tree.home, 'run', 'egress-remote')), false);
 
     const c = await session('agent', 'eg-keep');
     const url = (await c.exec('echo "$https_proxy"')).stdout.trim();

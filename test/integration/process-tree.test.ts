@@ -89,10 +89,22 @@ describe('the default process tree', () => {
       assert.ok(args !== undefined, `pid ${row.pid} (${row.name}) is not in ps -eo pid,args`);
       assert.equal(args.split(/\s+/)[0], row.name, `ps shows pid ${row.pid} as "${args}", continuum ps as ${row.name}`);
     }
-    // The supervisor is the `continuum start` process itself; every other process is its child.
+    // The supervisor is the `continuum start` process itself; every other process is its child,
+    // except that a confined executor sits inside its sandbox: supervisor → bwrap (launcher) →
+    // bwrap (the sandbox's init, pid 1 inside) → executor.
     const supervisor = rows.find((r) => r.id === 'supervisor')!;
     assert.equal(supervisor.pid, tree.proc!.pid);
-    for (const row of rows.filter((r) => r.id !== 'supervisor')) assert.equal(ppidOf(row.pid!), supervisor.pid, `${row.name} is not a child of the supervisor`);
+    for (const row of rows.filter((r) => r.id !== 'supervisor')) {
+      if (!row.sandbox?.confined) {
+        assert.equal(ppidOf(row.pid!), supervisor.pid, `${row.name} is not a child of the supervisor`);
+        continue;
+      }
+      const init = ppidOf(row.pid!)!;
+      const launcher = ppidOf(init)!;
+      assert.match(sys.get(init) ?? '', /^\S*bwrap /, `${row.name}'s parent is not its sandbox's init`);
+      assert.match(sys.get(launcher) ?? '', /^\S*bwrap /, `${row.name}'s sandbox was not launched by bwrap`);
+      assert.equal(ppidOf(launcher), supervisor.pid, `${row.name}'s sandbox is not a child of the supervisor`);
+    }
   });
 
   test('the banner printed by start has the URL and the token hint', () => {

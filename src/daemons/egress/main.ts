@@ -1,5 +1,5 @@
 // continuum-egress-proxy: the allowlisting HTTP/HTTPS proxy of every environment whose
-// network is an allowlist, one Unix socket each (<home>/run/egress-<env>.sock). It parses
+// network is an allowlist, one Unix socket each (<home>/run/egress-<env>/proxy.sock). It parses
 // traffic from sandboxed processes, so it runs apart from the supervisor, which restarts it
 // like any daemon. Its decisions go to each environment's own log.
 import { readBoot, SupervisorChannel } from '../../bus/supervisor-channel.js';

@@ -18,6 +18,7 @@ import { SESSION_ID_PATTERN } from '../../protocol/method.js';
 import type { ExitRecord, LedgerOp } from '../../protocol/internal.js';
 import { lostReasonOf } from '../../protocol/ledger.js';
 import { LedgerStore } from './ledger-store.js';
+import { chownTree, ensureOwnedDir } from '../../sandbox/ownership.js';
 import { SessionStore } from './session-store.js';
 
 const boot = readBoot();
@@ -37,6 +38,9 @@ const edgeRuns = new WeakMap<RpcLink, string>();
 function envLog(environment: string) {
   return childLogger({ component: 'session-daemon', env: environment }, environment);
 }
+
+/** Confined environments' workspaces belong to their sandbox uid (set when the supervisor drops to one). */
+const ownerOf = (environment: string) => boot.workspaceOwners?.[environment];
 
 function workspaceOf(s: StoredSession): string {
   const dir = paths.workspace(s.environment, s.sessionId);
@@ -81,6 +85,8 @@ async function stageFork(req: OpenSessionRequest): Promise<string | undefined> {
   const src = workspaceOf(source);
   if (fs.existsSync(src)) await fs.promises.cp(src, staged, { recursive: true, verbatimSymlinks: true });
   else await fs.promises.mkdir(staged, { mode: 0o700 });
+  const owner = ownerOf(req.environment);
+  if (owner) await chownTree(staged, owner);
   return staged;
 }
 
@@ -168,7 +174,7 @@ function onLink(link: RpcLink): void {
       const source = store.get(req.sessionId);
       if (source) await rebaseShell(result.session.sessionId, workspaceOf(source), workspaceOf(result.session));
     }
-    fs.mkdirSync(workspaceOf(result.session), { recursive: true, mode: 0o700 });
+    ensureOwnedDir(workspaceOf(result.session), ownerOf(result.session.environment));
     return result;
   });
   link.handle('session.get', (p) => {
@@ -238,7 +244,7 @@ function onLink(link: RpcLink): void {
   link.handle('session.load', (p): LoadedSession => {
     const s = ownedSession(link, checked('session.load', p).sessionId);
     const workspace = workspaceOf(s);
-    fs.mkdirSync(workspace, { recursive: true, mode: 0o700 });
+    ensureOwnedDir(workspace, ownerOf(s.environment));
     return { session: s, workspace, kv: store.kv(s.sessionId), shell: store.shell(s.sessionId) };
   });
   link.handle('state.set', async (p) => {
@@ -296,6 +302,9 @@ function sweepExpired(): void {
 for (const dir of [stagingDir, trashDir]) void fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
 
 const server = await listenFrameSockets(paths.sessionSocket, (socket) => onLink(new RpcLink(socket, 'session client')));
+// Sandboxed executors run under their own uids; the bus proof, not the file mode, is the check
+// (and the folder is reachable only through <home>, mode 0700).
+fs.chmodSync(paths.sessionSocket, 0o666);
 const shortestIdle = Math.min(...boot.config.environments.map((e) => e.sessionIdleMs));
 const sweepTimer = setInterval(sweepExpired, Math.max(1_000, Math.min(60_000, Math.floor(shortestIdle / 4))));
 sweepTimer.unref();

@@ -24,22 +24,27 @@ function readLimits(): Record<string, unknown> {
 
 /** Also what the supervisor asks for (over IPC) to show each environment's sandbox on the dashboard. */
 export function info(_params: unknown, ctx: Pick<CommandContext, 'env'>) {
-  const { environment, boot, executor } = ctx.env;
+  const { environment, boot, executor, attestation } = ctx.env;
   const profile = environment.sandbox;
   const confined = profile.isolation === 'confined';
-  const warnings = confined
-    ? ['sandbox profile validated but not enforced: this executor runs as an ordinary process with the supervisor\'s privileges']
-    : [];
+  const warnings = boot.sandbox?.warnings ?? boot.sandboxWarnings ?? [];
   const own = readNamespaces();
   const namespaces: Record<string, { id: string; sharedWithSupervisor: boolean }> = {};
   for (const [ns, id] of Object.entries(own)) namespaces[ns] = { id, sharedWithSupervisor: boot.supervisorNamespaces[ns] === id };
   return {
+    // Inside its pid namespace the executor doesn't know its host pid; the supervisor's is in `executor`.
     pid: process.pid,
     uid: process.getuid?.() ?? -1,
     gid: process.getgid?.() ?? -1,
     environment: environment.name,
     executor,
-    sandbox: { profile: profile as unknown as Record<string, unknown>, enforced: !confined, warnings },
+    sandbox: {
+      profile: profile as unknown as Record<string, unknown>,
+      enforced: confined ? Boolean(boot.sandbox) && warnings.length === 0 : true,
+      mechanism: boot.sandbox ? boot.sandbox.mechanism : confined ? 'none' : 'unconfined by profile',
+      warnings,
+      attestation,
+    },
     limits: readLimits(),
     namespaces,
   };

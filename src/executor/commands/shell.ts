@@ -3,7 +3,10 @@
 // exits. Keeping that state as data (not as a live shell process) is what lets it survive
 // an executor crash: the session daemon has the latest copy.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
+import { signalFromExitCode } from '../../sandbox/exit-status.js';
+import { shellSandboxCommand } from '../../sandbox/shell-sandbox.js';
 import { ContinuumError } from '../../protocol/errors.js';
 import type { ShellState } from '../../protocol/internal.js';
 import { childLogger } from '../../logging/child-log.js';
@@ -120,12 +123,20 @@ export async function exec(params: ExecParams, ctx: CommandContext) {
   const persisted = session.shell.env ?? baseEnv(ctx);
   const callEnv = params.env ?? {};
   const proxy = await proxyVariables(ctx);
-  const child = spawn('/bin/bash', ['--noprofile', '--norc', '-c', WRAPPER, 'continuum-shell', session.shell.cwd ?? session.workspace, session.workspace], {
+  const bash = ['/bin/bash', '--noprofile', '--norc', '-c', WRAPPER, 'continuum-shell', session.shell.cwd ?? session.workspace, session.workspace];
+  // In a confined executor, each command runs in the session's own nested sandbox.
+  const sb = ctx.env.boot.sandbox?.bwrap ? ctx.env.boot.sandbox : undefined;
+  const seccompFd = sb?.shellSeccomp ? fs.openSync(sb.shellSeccomp, 'r') : undefined;
+  const { file, args } = sb
+    ? shellSandboxCommand(sb, { sessionId: session.sessionId, workspace: session.workspace, seccompFd: seccompFd === undefined ? undefined : 4, command: bash })
+    : { file: bash[0]!, args: bash.slice(1) };
+  const child = spawn(file, args, {
     cwd: session.workspace,
     env: { ...persisted, ...callEnv, ...proxy, ...sessionVariables(ctx), __CONTINUUM_COMMAND: params.command },
-    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe', ...(seccompFd === undefined ? [] : [seccompFd])],
     detached: true,
   });
+  if (seccompFd !== undefined) fs.closeSync(seccompFd);
   const pgid = child.pid;
   if (pgid === undefined) {
     await new Promise((r) => child.once('error', r));
@@ -172,7 +183,7 @@ export async function exec(params: ExecParams, ctx: CommandContext) {
     killGroup();
   }, timeoutMs);
 
-  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+  let { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (c, s) => resolve({ code: c, signal: s }));
   });
   clearTimeout(timer);
@@ -188,7 +199,10 @@ export async function exec(params: ExecParams, ctx: CommandContext) {
   ctx.env.trackProcessGroup('remove', pgid);
   for (const s of [child.stdout!, child.stderr!]) (s as NodeJS.ReadableStream & { destroy(): void }).destroy();
 
-  const next = parseDump(Buffer.concat(dump), new Set(Object.keys(proxy)));
+    const next = parseDump(Buffer.concat(dump), new Set(Object.keys(proxy)));
+  // bwrap says 128+N for a shell killed by signal N; only a shell that ran its exit trap chose its code.
+  const bySignal = sb && !signal && !next ? signalFromExitCode(code) : null;
+  if (bySignal) [code, signal] = [null, bySignal];
   if (next && !session.evicted) {
     // Per-call variables are for this call only, unless the command itself changed them.
     for (const [key, value] of Object.entries(callEnv)) {

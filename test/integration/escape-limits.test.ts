@@ -1,0 +1,63 @@
+// Resource limits from the inside: a command that crosses the memory limit is killed by the
+// kernel and the environment's log says "memory limit"; a fork bomb stops at `pids`; a busy
+// loop is throttled to the `cpu` share. Each leaves the executor serving.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { waitFor } from '../helpers/tree.js';
+import { bwrapMissing, CONFINED, record, useEscapeTree } from './support/escape.js';
+
+const LIMIT = { timeout: 120_000 };
+const MiB = 1024 * 1024;
+
+/** The host directory of an executor's cgroup for a v1 controller (or the v2 one). */
+function cgroupDir(controller: string, executorId: string): string | undefined {
+  const own = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[1] === controller || (controller === '' && f[1] === ''));
+  const base = controller ? path.join('/sys/fs/cgroup', controller, own?.[2] ?? '/') : path.join('/sys/fs/cgroup', own?.[2] ?? '/');
+  const dir = fs.readdirSync(base).find((d) => d.startsWith('continuum-') && d.includes(`-${executorId}-`) && fs.existsSync(path.join(base, d, 'cgroup.procs')) && fs.readFileSync(path.join(base, d, 'cgroup.procs'), 'utf8').trim() !== '');
+  return dir ? path.join(base, dir) : undefined;
+}
+
+const v2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
+
+describe('escape suite: resource limits', { skip: bwrapMissing() }, () => {
+  // Small limits keep the attempts cheap on a shared machine; standbys off for the same reason.
+  const config = { environments: CONFINED.map((name) => ({ name, standby: false, sandbox: { memory: 128 * MiB, cpu: 0.25, pids: 64 } })) };
+  const { tree, sh } = useEscapeTree('limits', config);
+
+  test('memory: a command over the limit is OOM-killed, the log names the memory limit, the executor serves on', LIMIT, async () => {
+    for (const env of CONFINED) {
+      const r = await sh(env, 'head -c 400M /dev/zero | tail > /dev/null; echo "status ${PIPESTATUS[1]}"');
+      assert.match(r.stdout, /status 137/, `${env}: the hog was not killed: ${JSON.stringify(r)}`);
+      await waitFor(() => tree().logLines(env).find((l) => /memory limit \(128 MiB\) hit/.test(String(l.msg))), 10_000, `the memory-limit line in ${env}.log`);
+      assert.equal((await sh(env, 'echo alive')).stdout, 'alive\n');
+      record('exceed memory (OOM reported)', env, true);
+    }
+  });
+
+  test('pids: a fork bomb stops at the limit and ends with its command', LIMIT, async () => {
+    for (const env of CONFINED) {
+      // The bomb runs while bash waits; when the command ends, its sandbox (and the bomb) goes.
+      await sh(env, ':(){ :|:& };: ; sleep 3', { timeoutMs: 10_000 });
+      const dir = cgroupDir(v2 ? '' : 'pids', `${env}-0`);
+      assert.ok(dir, `${env}: the executor has a pids cgroup`);
+      assert.equal(Number(fs.readFileSync(path.join(dir, 'pids.max'), 'utf8')), 64);
+      assert.ok(Number(/max (\d+)/.exec(fs.readFileSync(path.join(dir, 'pids.events'), 'utf8'))?.[1] ?? 0) > 0, `${env}: the fork bomb never hit pids.max`);
+      await waitFor(async () => (await sh(env, 'echo alive')).stdout === 'alive\n', 15_000, `${env} to serve again`);
+      record('fork bomb (pids)', env, true);
+    }
+  });
+
+  test('cpu: a busy loop is throttled to its share', LIMIT, async () => {
+    for (const env of CONFINED) {
+      const dir = cgroupDir(v2 ? '' : 'cpu', `${env}-0`)!;
+      const stat = () => Object.fromEntries(fs.readFileSync(path.join(dir, 'cpu.stat'), 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)]));
+      const before = stat();
+      await sh(env, 'timeout 2 sh -c "while :; do :; done"; true');
+      const after = stat();
+      assert.ok(after.nr_throttled! > before.nr_throttled!, `${env}: not throttled: ${JSON.stringify({ before, after })}`);
+      record('busy loop (cpu throttled)', env, true);
+    }
+  });
+});
