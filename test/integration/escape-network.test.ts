@@ -33,7 +33,9 @@ describe('escape suite: network', { skip: bwrapMissing() }, () => {
     for (const env of CONFINED) {
       const before_ = connections;
       assertFailed(await sh(env, `exec 3<>/dev/tcp/127.0.0.1/${port} && cat <&3`), `${env}: /dev/tcp`, ['hello from the host']);
-      assertFailed(await sh(env, `curl -sS --max-time 5 http://127.0.0.1:${port}/`), `${env}: curl`, ['hello from the host']);
+      // Direct (ignoring any proxy variables), and through the environment's egress proxy if it has one.
+      assertFailed(await sh(env, `curl -sS --fail --noproxy '*' --max-time 5 http://127.0.0.1:${port}/`), `${env}: curl direct`, ['hello from the host']);
+      assertFailed(await sh(env, `curl -sS --fail --max-time 5 http://127.0.0.1:${port}/`), `${env}: curl via proxy variables`, ['hello from the host']);
       assertFailed(await sh(env, `node -e "require('net').connect(${port},'127.0.0.1').on('data',d=>process.stdout.write(d)).on('error',e=>{console.error(e.code);process.exit(1)})"`), `${env}: node`, ['hello from the host']);
       assert.equal(connections, before_, `${env} reached the host server`);
       const link = await sh(env, 'ip -o link show | cut -d: -f2');
