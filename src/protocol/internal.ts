@@ -87,7 +87,7 @@ export const executorStatusSchema = z.object({
   /** A system daemon serving a command namespace (renderer, browser), not an executor. */
   service: z.boolean().optional(),
   /** The last exit of this executor (null before any). */
-  lastExit: z.object({ pid: z.number().int(), code: z.number().int().nullable(), signal: z.string().nullable(), killedFor: z.string().nullable() }).nullable(),
+  lastExit: z.object({ pid: z.number().int(), code: z.number().int().nullable(), signal: z.string().nullable(), killedFor: z.string().nullable(), oom: z.string().optional() }).nullable(),
 });
 export type ExecutorStatus = z.infer<typeof executorStatusSchema>;
 
@@ -185,6 +185,8 @@ export interface ExitRecord {
   signal: string | null;
   /** Why the supervisor itself killed it (missed heartbeats, not ready in time), if it did. */
   killedFor: string | null;
+  /** Set when the kernel killed it for crossing its memory limit: e.g. "memory limit (256 MiB)". */
+  oom?: string;
 }
 
 /** Edge → session daemon: one state change of a ledger entry (batched in `ledger.write`). */

@@ -15,7 +15,7 @@ export function lostReasonOf(exit: ExitRecord, who: string, oom = false): LostRe
     const kind = /heartbeat/.test(exit.killedFor) ? 'heartbeat' : 'limit';
     return { kind, ...base, detail: `${who} (pid ${exit.pid}) was killed by the supervisor: ${exit.killedFor}` };
   }
-  if (oom) return { kind: 'oom', ...base, detail: `${who} (pid ${exit.pid}) was killed by the kernel's OOM killer` };
+  if (oom || exit.oom) return { kind: 'oom', ...base, detail: `${who} (pid ${exit.pid}) was killed by the kernel: ${exit.oom ?? 'out of memory'}` };
   if (exit.signal) {
     const kind = LIMIT_SIGNALS.has(exit.signal) ? 'limit' : 'signal';
     return { kind, ...base, detail: `${who} (pid ${exit.pid}) was killed by ${exit.signal}` };

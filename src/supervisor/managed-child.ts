@@ -156,7 +156,7 @@ export class ManagedChild {
         void spawned.cgroup?.remove().catch((err: Error) => this.logs.write('server', { level: 40, msg: 'could not remove a cgroup', component: 'supervisor', error: err.message }));
         if (this.current === spawned) this.current = undefined;
         const info: ExitInfo = { code, signal, uptimeMs: Date.now() - this.startedAt, killedFor: this.killedFor, pid: spawned.pid, oomKilled };
-        this.lastExit = { pid: spawned.pid, code, signal, killedFor: this.killedFor ?? (oomKilled ? 'memory limit' : null) };
+        this.lastExit = { pid: spawned.pid, code, signal, killedFor: this.killedFor ?? null };
         if (!settled) {
           settled = true;
           reject(new Error(`exited before it was ready (${signal ?? `code ${code}`})${why()}`));

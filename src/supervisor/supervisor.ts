@@ -207,6 +207,7 @@ export class Supervisor {
     const how = info.oomKilled && memory
       ? `memory limit (${Math.round(memory / 1024 / 1024)} MiB)`
       : info.killedFor ? `killed by the supervisor: ${info.killedFor}` : info.signal ? `killed by ${info.signal}` : `exited with code ${info.code}`;
+    if (info.oomKilled && memory && child.lastExit) child.lastExit.oom = how;
     const decision = child.tracker.onExit(info.uptimeMs);
     const fields = { child: child.spec.name, id: child.spec.id, childPid: info.pid, code: info.code, signal: info.signal, uptimeMs: info.uptimeMs, cause: how };
     this.log('warn', 'child exited', fields);

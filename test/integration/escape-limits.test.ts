@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { RawClient } from '../helpers/raw-client.js';
 import { waitFor } from '../helpers/tree.js';
+import { waitForCommand } from './support/processes.js';
 import { bwrapMissing, CONFINED, record, useEscapeTree } from './support/escape.js';
 
 const LIMIT = { timeout: 120_000 };
@@ -33,6 +35,28 @@ describe('escape suite: resource limits', { skip: bwrapMissing() }, () => {
       await waitFor(() => tree().logLines(env).find((l) => /memory limit \(128 MiB\) hit/.test(String(l.msg))), 10_000, `the memory-limit line in ${env}.log`);
       assert.equal((await sh(env, 'echo alive')).stdout, 'alive\n');
       record('exceed memory (OOM reported)', env, true);
+    }
+  });
+
+  test('memory: an executor the kernel kills at its limit fails its in-flight requests with -32003 and the reason', LIMIT, async () => {
+    const row = (await tree().ps()).find((r) => r.id === 'remote-0')!;
+    // A raw client: the wire answer itself (the SDK would go on to ask the ledger, which says `lost` with the same reason).
+    const raw = await RawClient.open(tree().url, tree().token('remote'));
+    try {
+      assert.equal((await raw.call('session.connect', { environment: 'remote' })).error, undefined);
+      const pending = raw.call('shell.exec', { command: 'sleep 2; head -c 400M /dev/zero | tail > /dev/null' }, 60_000);
+      // Once the command's shell runs (it keeps its own score), make the executor itself the
+      // OOM killer's choice, as if it, not the command, had grown.
+      await waitForCommand(row.pid!, 'sleep 2');
+      fs.writeFileSync(`/proc/${row.pid}/oom_score_adj`, '1000');
+      const answer = await pending;
+      assert.equal(answer.error?.code, -32003, JSON.stringify(answer));
+      assert.equal((answer.error?.data as { reason?: string } | undefined)?.reason, 'memory limit (128 MiB)', JSON.stringify(answer.error));
+      const restarted = await waitFor(async () => (await tree().ps()).find((r) => r.id === 'remote-0' && r.pid !== row.pid && r.state === 'running'), 15_000, 'remote-0 restarted');
+      assert.ok(restarted.restarts >= row.restarts + 1);
+      assert.ok(tree().logLines('remote').some((l) => /executor memory limit \(128 MiB\)/.test(String(l.msg))), 'remote.log says the executor hit its memory limit');
+    } finally {
+      raw.close();
     }
   });
 

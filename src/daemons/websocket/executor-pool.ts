@@ -23,7 +23,7 @@ export interface ExecutorLink {
 export interface PoolEvents {
   onFrame(link: ExecutorLink, frame: Frame): void;
   /** The link went down: answer these tags with `error`. */
-  onLost(link: ExecutorLink, tags: number[], error: ContinuumError): void;
+  onLost(link: ExecutorLink, tags: number[], error: ContinuumError, deadPid: number | null): void;
   /** A new executor process is serving; `previousPid` is null on first start. */
   onUp(link: ExecutorLink, previousPid: number | null): void;
 }
@@ -94,7 +94,7 @@ export class ExecutorPool {
       // old one's close handler then sees itself replaced, so its requests are failed here.
       const tags = [...link.inflight];
       link.inflight.clear();
-      if (tags.length > 0) this.events.onLost(link, tags, unavailableError({ ...link.status, state: 'restarting' }, link.status.id, link.servedPid ?? undefined));
+      if (tags.length > 0) this.events.onLost(link, tags, unavailableError({ ...link.status, state: 'restarting' }, link.status.id, link.servedPid ?? undefined), link.servedPid);
       old.destroy();
     }
     let socket: FrameSocket;
@@ -119,7 +119,7 @@ export class ExecutorPool {
       link.connectedPid = null;
       const tags = [...link.inflight];
       link.inflight.clear();
-      this.events.onLost(link, tags, unavailableError({ ...link.status, state: 'restarting' }, link.status.id, pid));
+      this.events.onLost(link, tags, unavailableError({ ...link.status, state: 'restarting' }, link.status.id, pid), pid);
       // Usually the process died and the supervisor will say so; if it is alive, come back.
       this.retry(link, pid, 100);
     });

@@ -160,6 +160,9 @@ export class LedgerGate {
       this.dying.set(id, batch);
     }
     batch.entries.push(d);
+    // The supervisor may have said how it ended before the link's close was seen.
+    const exit = link.status.lastExit;
+    if (exit && exit.pid === batch.pid) this.settleDying(id, lostReasonOf(exit, `executor ${id}`));
   }
 
   /** The supervisor's view of the executors: says why a dead one died. */

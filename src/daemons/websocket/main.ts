@@ -33,7 +33,7 @@ let router!: Router;
 const pool = new ExecutorPool(
   {
     onFrame: (link, frame) => router.onExecutorFrame(link, frame),
-    onLost: (link, tags, error) => router.onExecutorLost(link, tags, error),
+    onLost: (link, tags, error, deadPid) => router.onExecutorLost(link, tags, error, deadPid),
     onUp: (link, previousPid) => {
       log.info('executor link up', { executorId: link.status.id, pid: link.status.pid, previousPid });
       router.onExecutorUp(link, previousPid);

@@ -11,7 +11,7 @@ import { audit } from '../../logging/audit-line.js';
 import { emitRecord } from '../../logging/child-log.js';
 import { ContinuumError, toContinuumError } from '../../protocol/errors.js';
 import { errorFrame, notificationFrame, parseRequest, sniffId, successFrame, type RequestId } from '../../protocol/jsonrpc.js';
-import type { ExecutorStatus } from '../../protocol/internal.js';
+import type { ExecutorStatus, ExitRecord } from '../../protocol/internal.js';
 import type { MethodDescriptor } from '../../protocol/method.js';
 import { commandList, commandStatus } from '../../protocol/methods/command.js';
 import { BROWSER_DEFAULT_TIMEOUT_MS, methodsByName } from '../../protocol/methods/index.js';
@@ -51,6 +51,23 @@ interface Inflight {
   tracked: Tracked | undefined;
 }
 
+/** How long in-flight requests of a dead executor wait for the supervisor to say why it died. */
+const REASON_WAIT_MS = 250;
+
+interface AwaitingExit {
+  link: ExecutorLink;
+  tags: number[];
+  error: ContinuumError;
+  deadPid: number;
+  timer: NodeJS.Timeout;
+}
+
+/** The -32003 of a request lost with its executor, saying how the process ended. */
+function withExitReason(error: ContinuumError, exit: ExitRecord): ContinuumError {
+  const reason = exit.oom ?? exit.killedFor ?? (exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`);
+  return new ContinuumError('EXECUTOR_UNAVAILABLE', `${error.message} (${reason})`, { ...error.data, reason, pid: exit.pid });
+}
+
 const SESSION_METHODS = new Set(['session.connect', 'session.join', 'session.info', 'session.close']);
 const LEDGER_QUERIES = new Set([commandStatus.name, commandList.name]);
 const DEADLINE_GRACE_MS = 5_000;
@@ -59,6 +76,7 @@ const CLOSED = 3;
 export class Router {
   private nextTag = 1;
   private readonly inflight = new Map<number, Inflight>();
+  private readonly awaitingExit = new Set<AwaitingExit>();
   /** executor id → connections bound to one of its sessions (for restart notices). */
   private readonly boundTo = new Map<string, Set<ClientConnection>>();
   private readonly touched = new Set<string>();
@@ -233,7 +251,28 @@ export class Router {
     this.logCommand(entry, conn, entry.id, entry.method, Date.now() - entry.start, isError ? 'error' : 'ok', code, link);
   }
 
-  onExecutorLost(link: ExecutorLink, tags: number[], error: ContinuumError): void {
+  /**
+   * The link to an executor dropped with these requests in flight. They are answered -32003
+   * once the supervisor says how that process ended (it usually knows within a few ms), so
+   * `data.reason` can say e.g. "memory limit (256 MiB)"; after REASON_WAIT_MS without news,
+   * without a reason.
+   */
+  onExecutorLost(link: ExecutorLink, tags: number[], error: ContinuumError, deadPid: number | null): void {
+    if (tags.length === 0) return;
+    if (deadPid === null || link.status.service) return this.failLost(link, tags, error);
+    const known = link.status.lastExit?.pid === deadPid ? link.status.lastExit : undefined;
+    if (known) return this.failLost(link, tags, withExitReason(error, known));
+    const waiting = { link, tags, error, deadPid, timer: setTimeout(() => this.settleLost(waiting, undefined), REASON_WAIT_MS) };
+    this.awaitingExit.add(waiting);
+  }
+
+  private settleLost(waiting: AwaitingExit, exit: ExitRecord | undefined): void {
+    if (!this.awaitingExit.delete(waiting)) return;
+    clearTimeout(waiting.timer);
+    this.failLost(waiting.link, waiting.tags, exit ? withExitReason(waiting.error, exit) : waiting.error);
+  }
+
+  private failLost(link: ExecutorLink, tags: number[], error: ContinuumError): void {
     const lost = new ContinuumError('EXECUTOR_UNAVAILABLE', error.message, { ...error.data, ledger: 'lost' });
     for (const tag of tags) {
       const entry = this.inflight.get(tag);
@@ -244,6 +283,10 @@ export class Router {
 
   /** The supervisor's view of the executors: says why a dead one died. */
   onStatuses(statuses: ExecutorStatus[]): void {
+    for (const waiting of this.awaitingExit) {
+      const exit = statuses.find((s) => s.id === waiting.link.status.id)?.lastExit;
+      if (exit?.pid === waiting.deadPid) this.settleLost(waiting, exit);
+    }
     this.ledger?.onStatuses(statuses);
   }
 
