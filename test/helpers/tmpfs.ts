@@ -30,7 +30,7 @@ export function skipWithoutMounts(): { skip?: string } {
   return { skip: why };
 }
 
-export class Tmpfs {
+export class TestDisk {
   private readonly filler: string;
   private mounted: string[] = [];
 
@@ -77,10 +77,9 @@ export class Tmpfs {
     execFileSync('mount', ['-o', 'remount,bind,ro', this.dir], { stdio: 'pipe' });
   }
 
-  /** Undoes readOnly(). */
+  /** Undoes readOnly() (in place: processes may hold files open through the bind mount). */
   writable(): void {
-    execFileSync('umount', [this.dir], { stdio: 'pipe' });
-    this.mounted.pop();
+    execFileSync('mount', ['-o', 'remount,bind,rw', this.dir], { stdio: 'pipe' });
   }
 
   /** Unmounts everything this mounted; lazily if something still holds it. */

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RawClient, type RpcMessage } from '../helpers/raw-client.js';
-import { skipWithoutMounts, Tmpfs } from '../helpers/tmpfs.js';
+import { skipWithoutMounts, TestDisk } from '../helpers/tmpfs.js';
 import { cli, startTree, stopTree, tempHome, waitFor, type Tree } from '../helpers/tree.js';
 
 const LIMIT = { timeout: 120_000 };
@@ -19,11 +19,11 @@ function lostLogLines(psJson: string): Record<string, number> {
 
 describe('faults: log disk full', skipWithoutMounts(), () => {
   let tree: Tree;
-  let disk: Tmpfs;
+  let disk: TestDisk;
   let raw: RawClient | undefined;
   before(async () => {
     const home = tempHome();
-    disk = new Tmpfs(path.join(home, 'logs'), 1024 * 1024).mount();
+    disk = new TestDisk(path.join(home, 'logs'), 1024 * 1024).mount();
     tree = await startTree({ home });
   });
   after(async () => {

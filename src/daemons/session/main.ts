@@ -14,7 +14,7 @@ import { ContinuumError } from '../../protocol/errors.js';
 import type { z } from 'zod';
 import { executorCallSchemas, type LoadedSession, type OpenSessionRequest, type StoredSession } from '../../protocol/internal.js';
 import { SESSION_ID_PATTERN } from '../../protocol/method.js';
-import { SessionStore } from './session-store.js';
+import { SessionStore, storageError } from './session-store.js';
 
 const boot = readBoot();
 const paths = homePaths(boot.home);
@@ -149,7 +149,11 @@ function onLink(link: RpcLink): void {
       const source = store.get(req.sessionId);
       if (source) await rebaseShell(result.session.sessionId, workspaceOf(source), workspaceOf(result.session));
     }
-    fs.mkdirSync(workspaceOf(result.session), { recursive: true, mode: 0o700 });
+    try {
+      fs.mkdirSync(workspaceOf(result.session), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw storageError(err, 'the workspaces folder') ?? err;
+    }
     return result;
   });
   link.handle('session.get', (p) => {
@@ -206,7 +210,15 @@ function onLink(link: RpcLink): void {
 
 function sweepExpired(): void {
   for (const env of environments.values()) {
-    for (const s of store.expired(env.name, env.sessionIdleMs)) endSession(s, 'expired');
+    for (const s of store.expired(env.name, env.sessionIdleMs)) {
+      try {
+        endSession(s, 'expired');
+      } catch (err) {
+        // A disk that refuses the delete (full, read-only) must not take the daemon down: the
+        // next sweep tries again.
+        log.warn('could not expire a session; will retry', { sessionId: s.sessionId, error: (err as Error).message });
+      }
+    }
   }
 }
 

@@ -1,6 +1,8 @@
 // The session directory and session state, in SQLite (WAL). Writes that arrive in the same
 // tick are committed in one transaction (group commit) and acknowledged after it: an
-// acknowledged write survives a kill -9 of this process.
+// acknowledged write survives a kill -9 of this process. A write the disk refuses (full,
+// read-only) fails with a retryable -32007 while reads go on; the store recovers by itself
+// when the disk takes writes again (see storageError and reopenIfWritable).
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -27,15 +29,65 @@ const toSession = (r: SessionRow): StoredSession => ({
 
 type Write = () => void;
 
+/** How often a store opened read-only checks whether it can write again. */
+const REOPEN_PROBE_MS = 500;
+
+/**
+ * The disk refusing a write, as the protocol error clients get (-32007, retryable), or
+ * undefined for any other error. Covers SQLite's codes and the file system's.
+ */
+export function storageError(err: unknown, what = 'the session store'): ContinuumError | undefined {
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  let reason: 'disk-full' | 'read-only' | 'io-error';
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') reason = 'disk-full';
+  else if (code.startsWith('SQLITE_READONLY') || code === 'EROFS') reason = 'read-only';
+  else if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CANTOPEN' || code === 'EIO') reason = 'io-error';
+  else return undefined;
+  const why = { 'disk-full': 'its disk is full', 'read-only': 'its disk is read-only', 'io-error': 'its disk reports I/O errors' }[reason];
+  return new ContinuumError('STORAGE_UNAVAILABLE', `${what} cannot write now: ${why} (${code}); nothing was changed, reads still work; retry once the disk is fixed`, { retryable: true, retryAfterMs: 1_000, reason, errno: code }, { cause: err });
+}
+
+function prepare(db: Database.Database) {
+  return {
+    get: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
+    insert: db.prepare('INSERT INTO sessions (id, environment, label, created_at, last_active_at, executor_id) VALUES (?, ?, ?, ?, ?, ?)'),
+    rebind: db.prepare('UPDATE sessions SET executor_id = ?, last_active_at = ? WHERE id = ?'),
+    touch: db.prepare('UPDATE sessions SET last_active_at = MAX(last_active_at, ?) WHERE id = ?'),
+    delete: db.prepare('DELETE FROM sessions WHERE id = ?'),
+    deleteKv: db.prepare('DELETE FROM kv WHERE session_id = ?'),
+    deleteShell: db.prepare('DELETE FROM shell WHERE session_id = ?'),
+    kvAll: db.prepare<[string], { key: string; value: string }>('SELECT key, value FROM kv WHERE session_id = ?'),
+    // Writes are queued; they only land if the session still exists when they do.
+    kvSet: db.prepare('INSERT INTO kv (session_id, key, value) SELECT @sid, @key, @value WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @sid) ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value'),
+    kvDelete: db.prepare('DELETE FROM kv WHERE session_id = ? AND key = ?'),
+    kvCopy: db.prepare('INSERT INTO kv (session_id, key, value) SELECT ?, key, value FROM kv WHERE session_id = ?'),
+    shellGet: db.prepare<[string], { cwd: string | null; env: string | null }>('SELECT cwd, env FROM shell WHERE session_id = ?'),
+    shellSet: db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT @sid, @cwd, @env WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @sid) ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, env = excluded.env'),
+    shellCopy: db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT ?, cwd, env FROM shell WHERE session_id = ?'),
+    counts: db.prepare<[], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions GROUP BY executor_id'),
+    countsFor: db.prepare<[string], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions WHERE environment = ? GROUP BY executor_id'),
+    expired: db.prepare<[string, number], SessionRow>('SELECT * FROM sessions WHERE environment = ? AND last_active_at < ?'),
+    byEnvironment: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE environment = ? ORDER BY last_active_at DESC'),
+  };
+}
+
 export class SessionStore {
-  private readonly db: Database.Database;
+  private db!: Database.Database;
+  private stmt!: ReturnType<typeof prepare>;
   private queue: { write: Write; resolve: () => void; reject: (e: Error) => void }[] = [];
   private flushScheduled = false;
-  private readonly stmt;
+  /** Set when a write found the database read-only (SQLite opened it so): reopen when it can write. */
+  private readOnlySince: number | undefined;
+  private lastProbe = 0;
 
-  constructor(file: string) {
+  constructor(private readonly file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    this.db = new Database(file);
+    this.openDb();
+  }
+
+  private openDb(): void {
+    // SQLite opens a file it can't write read-only, without an error; writes then fail.
+    this.db = new Database(this.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
@@ -49,27 +101,38 @@ export class SessionStore {
         session_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (session_id, key));
       CREATE TABLE IF NOT EXISTS shell (session_id TEXT PRIMARY KEY, cwd TEXT, env TEXT);
     `);
-    this.stmt = {
-      get: this.db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
-      insert: this.db.prepare('INSERT INTO sessions (id, environment, label, created_at, last_active_at, executor_id) VALUES (?, ?, ?, ?, ?, ?)'),
-      rebind: this.db.prepare('UPDATE sessions SET executor_id = ?, last_active_at = ? WHERE id = ?'),
-      touch: this.db.prepare('UPDATE sessions SET last_active_at = MAX(last_active_at, ?) WHERE id = ?'),
-      delete: this.db.prepare('DELETE FROM sessions WHERE id = ?'),
-      deleteKv: this.db.prepare('DELETE FROM kv WHERE session_id = ?'),
-      deleteShell: this.db.prepare('DELETE FROM shell WHERE session_id = ?'),
-      kvAll: this.db.prepare<[string], { key: string; value: string }>('SELECT key, value FROM kv WHERE session_id = ?'),
-      // Writes are queued; they only land if the session still exists when they do.
-      kvSet: this.db.prepare('INSERT INTO kv (session_id, key, value) SELECT @sid, @key, @value WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @sid) ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value'),
-      kvDelete: this.db.prepare('DELETE FROM kv WHERE session_id = ? AND key = ?'),
-      kvCopy: this.db.prepare('INSERT INTO kv (session_id, key, value) SELECT ?, key, value FROM kv WHERE session_id = ?'),
-      shellGet: this.db.prepare<[string], { cwd: string | null; env: string | null }>('SELECT cwd, env FROM shell WHERE session_id = ?'),
-      shellSet: this.db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT @sid, @cwd, @env WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @sid) ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, env = excluded.env'),
-      shellCopy: this.db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT ?, cwd, env FROM shell WHERE session_id = ?'),
-      counts: this.db.prepare<[], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions GROUP BY executor_id'),
-      countsFor: this.db.prepare<[string], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions WHERE environment = ? GROUP BY executor_id'),
-      expired: this.db.prepare<[string, number], SessionRow>('SELECT * FROM sessions WHERE environment = ? AND last_active_at < ?'),
-      byEnvironment: this.db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE environment = ? ORDER BY last_active_at DESC'),
-    };
+    this.stmt = prepare(this.db);
+  }
+
+  /** After a read-only failure: once the files can be written again, open them afresh. */
+  private reopenIfWritable(): void {
+    if (this.readOnlySince === undefined || Date.now() - this.lastProbe < REOPEN_PROBE_MS) return;
+    this.lastProbe = Date.now();
+    try {
+      for (const f of [path.dirname(this.file), this.file, `${this.file}-wal`, `${this.file}-shm`]) {
+        if (f === path.dirname(this.file) || fs.existsSync(f)) fs.accessSync(f, fs.constants.W_OK);
+      }
+    } catch {
+      return;
+    }
+    // Close first: connections of one process to one file share SQLite's lock and shared-memory
+    // state, so a new one opened beside the read-only one would be read-only too.
+    this.db.close();
+    this.openDb();
+    this.readOnlySince = undefined;
+  }
+
+  /** Runs a write; the disk refusing it becomes -32007 (and a read-only store starts probing). */
+  private writing<T>(fn: () => T): T {
+    this.reopenIfWritable();
+    try {
+      return fn();
+    } catch (err) {
+      const e = storageError(err);
+      if (!e) throw err;
+      if (e.data?.reason === 'read-only') this.readOnlySince ??= Date.now();
+      throw e;
+    }
   }
 
   get(sessionId: string): StoredSession | undefined {
@@ -87,7 +150,8 @@ export class SessionStore {
    */
   open(req: OpenSessionRequest, newId: () => string, copyWorkspace: (from: StoredSession, to: StoredSession) => void): OpenSessionResult {
     const now = Date.now();
-    return this.db.transaction((): OpenSessionResult => {
+    let touch: string | undefined;
+    const result = this.writing(() => this.db.transaction((): OpenSessionResult => {
       const existing = req.sessionId ? this.get(req.sessionId) : undefined;
       if (req.mode === 'fork') {
         if (!req.sessionId) throw new ContinuumError('INVALID_PARAMS', 'invalid params: mode "fork" needs the sessionId of the session to fork', { issues: [{ path: ['sessionId'], message: 'required for fork' }] });
@@ -104,14 +168,27 @@ export class SessionStore {
         this.checkEnvironment(existing, req.environment);
         let executorId = existing.executorId;
         // A replica that no longer exists (config shrank): rebind to the least loaded one.
-        if (req.replicas.length > 0 && !req.replicas.includes(executorId)) executorId = this.leastLoaded(req.environment, req.candidates);
-        this.stmt.rebind.run(executorId, now, existing.sessionId);
+        if (req.replicas.length > 0 && !req.replicas.includes(executorId)) {
+          executorId = this.leastLoaded(req.environment, req.candidates);
+          this.stmt.rebind.run(executorId, now, existing.sessionId);
+        } else {
+          // A plain join writes nothing it needs: it still works on a full or read-only disk.
+          touch = existing.sessionId;
+        }
         return { session: { ...existing, executorId, lastActiveAt: now }, action: 'joined' };
       }
       if (req.mode === 'join') throw new ContinuumError('SESSION_NOT_FOUND', `session ${req.sessionId ?? '(none given)'} not found; connect with mode "auto" or "new" to create it`);
       const created = this.insert(req.sessionId ?? newId(), req.environment, req.label ?? null, req.candidates, now);
       return { session: created, action: 'created' };
-    })();
+    })());
+    if (touch !== undefined) {
+      try {
+        this.touch([touch], now);
+      } catch (err) {
+        if (!(err instanceof ContinuumError) || err.code !== 'CONTINUUM_STORAGE_UNAVAILABLE') throw err;
+      }
+    }
+    return result;
   }
 
   private checkEnvironment(session: StoredSession, environment: string): void {
@@ -138,17 +215,21 @@ export class SessionStore {
   }
 
   delete(sessionId: string): void {
-    this.db.transaction(() => {
-      this.stmt.delete.run(sessionId);
-      this.stmt.deleteKv.run(sessionId);
-      this.stmt.deleteShell.run(sessionId);
-    })();
+    this.writing(() =>
+      this.db.transaction(() => {
+        this.stmt.delete.run(sessionId);
+        this.stmt.deleteKv.run(sessionId);
+        this.stmt.deleteShell.run(sessionId);
+      })(),
+    );
   }
 
   touch(sessionIds: string[], at: number): void {
-    this.db.transaction(() => {
-      for (const id of sessionIds) this.stmt.touch.run(at, id);
-    })();
+    this.writing(() =>
+      this.db.transaction(() => {
+        for (const id of sessionIds) this.stmt.touch.run(at, id);
+      })(),
+    );
   }
 
   expired(environment: string, idleMs: number, now = Date.now()): StoredSession[] {
@@ -204,11 +285,17 @@ export class SessionStore {
     this.queue = [];
     if (batch.length === 0) return;
     try {
-      this.db.transaction(() => {
-        for (const item of batch) item.write();
-      })();
+      this.writing(() =>
+        this.db.transaction(() => {
+          for (const item of batch) item.write();
+        })(),
+      );
       for (const item of batch) item.resolve();
     } catch (err) {
+      if (err instanceof ContinuumError) {
+        for (const item of batch) item.reject(err);
+        return;
+      }
       const e = new ContinuumError('INTERNAL', `the session store could not write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { retryable: true }, { cause: err });
       for (const item of batch) item.reject(e);
     }

@@ -32,7 +32,12 @@ function fsError(err: unknown, p: string): never {
     case 'ENOSPC':
     case 'EDQUOT':
     case 'EROFS':
-      throw new ContinuumError('INTERNAL', `cannot write "${p}": the workspace is full or read-only (${code})`, { errno: code });
+      throw new ContinuumError('STORAGE_UNAVAILABLE', `cannot write "${p}": the workspace's disk is ${code === 'EROFS' ? 'read-only' : 'full'} (${code}); reads still work; retry once the disk is fixed`, {
+        retryable: true,
+        retryAfterMs: 1_000,
+        reason: code === 'EROFS' ? 'read-only' : 'disk-full',
+        errno: code,
+      });
     default:
       throw new ContinuumError('INTERNAL', `file operation on "${p}" failed: ${code ?? (err as Error).message}`, { errno: code });
   }
