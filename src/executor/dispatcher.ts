@@ -15,6 +15,8 @@ function isPromise(v: unknown): v is Promise<unknown> {
 
 export class Dispatcher {
   private readonly allowed: Set<string>;
+  /** Flow listeners of running requests, by edge link and tag. */
+  private readonly flows = new WeakMap<FrameSocket, Map<number, (paused: boolean) => void>>();
 
   constructor(private readonly env: ExecutorEnv, private readonly sessions: SessionCache) {
     this.allowed = new Set(env.environment.commands);
@@ -31,7 +33,20 @@ export class Dispatcher {
     socket.send(FrameKind.Response, tag, text, OK_LEAD);
   }
 
+  private listenFlow(socket: FrameSocket, tag: number, handler: (paused: boolean) => void): () => void {
+    let byTag = this.flows.get(socket);
+    if (!byTag) this.flows.set(socket, (byTag = new Map()));
+    byTag.set(tag, handler);
+    return () => {
+      if (byTag.get(tag) === handler) byTag.delete(tag);
+    };
+  }
+
   onFrame(socket: FrameSocket, frame: Frame): void {
+    if (frame.kind === FrameKind.Flow) {
+      this.flows.get(socket)?.get(frame.tag)?.(frame.payload[0] === 1);
+      return;
+    }
     if (frame.kind !== FrameKind.Request) return;
     const { sessionId, body } = decodeRequestPayload(frame.payload);
     let id: RequestId | null = null;
@@ -56,6 +71,7 @@ export class Dispatcher {
           session,
           requestId,
           notify: (m, p) => socket.send(FrameKind.Notify, frame.tag, notificationFrame(m, p)),
+          onFlow: (handler) => this.listenFlow(socket, frame.tag, handler),
         };
         const call = () => (handler as (p: unknown, c: CommandContext) => unknown)(parsed.data, ctx);
         return method.concurrent ? call() : session.enqueue(call);

@@ -97,6 +97,7 @@ server.on('upgrade', (req, socket, head) => {
     };
     ws.on('message', (data: Buffer, isBinary) => router.onMessage(conn, data, isBinary));
     ws.on('close', () => router.onClose(conn));
+    socket.on('drain', () => router.onDrain(conn));
     ws.on('error', () => undefined);
   });
 });

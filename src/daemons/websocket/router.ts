@@ -10,6 +10,7 @@ import { emitRecord } from '../../logging/child-log.js';
 import { ContinuumError, toContinuumError } from '../../protocol/errors.js';
 import { errorFrame, notificationFrame, parseRequest, sniffId, successFrame, type RequestId } from '../../protocol/jsonrpc.js';
 import { methodsByName } from '../../protocol/methods/index.js';
+import { Backpressure } from './backpressure.js';
 import type { ExecutorLink, ExecutorPool } from './executor-pool.js';
 import type { Binding, SessionBinder } from './session-binder.js';
 
@@ -35,6 +36,8 @@ interface Inflight {
   executorId: string;
   start: number;
   deadline: number;
+  /** Its streamed output is paused until the client reads (see backpressure.ts). */
+  paused: boolean;
 }
 
 const SESSION_METHODS = new Set(['session.connect', 'session.join', 'session.info', 'session.close']);
@@ -49,11 +52,16 @@ export class Router {
   private readonly touched = new Set<string>();
   private readonly allowed: Map<string, Set<string>>;
   private readonly shellDefaultTimeout: Map<string, number>;
+  private readonly backpressure: Backpressure;
 
   constructor(private readonly config: Config, private readonly pool: ExecutorPool, private readonly binder: SessionBinder, private readonly touch: (ids: string[]) => void) {
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
-    setInterval(() => this.sweepDeadlines(), 250).unref();
+    this.backpressure = new Backpressure(config.limits, pool);
+    setInterval(() => {
+      this.sweepDeadlines();
+      this.backpressure.sweep();
+    }, 250).unref();
     // Touch often enough that an active session can't look idle to the expiry sweep.
     const shortestIdle = Math.min(...config.environments.map((e) => e.sessionIdleMs));
     setInterval(() => this.flushTouches(), Math.max(250, Math.min(5_000, Math.floor(shortestIdle / 4)))).unref();
@@ -128,14 +136,17 @@ export class Router {
       ? typeof params?.timeoutMs === 'number' ? params.timeoutMs : this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
       : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
-    this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: binding.executorId, start: now, deadline: now + budget + DEADLINE_GRACE_MS });
+    this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: binding.executorId, start: now, deadline: now + budget + DEADLINE_GRACE_MS, paused: false });
     this.touched.add(binding.sessionId);
   }
 
   onExecutorFrame(link: ExecutorLink, frame: Frame): void {
     if (frame.kind === FrameKind.Notify) {
       const entry = this.inflight.get(frame.tag);
-      if (entry && entry.conn.ws.readyState !== CLOSED) entry.conn.ws.send(frame.payload, { binary: false });
+      if (entry && entry.conn.ws.readyState !== CLOSED) {
+        entry.conn.ws.send(frame.payload, { binary: false });
+        this.backpressure.afterNotify(frame.tag, entry);
+      }
       return;
     }
     if (frame.kind !== FrameKind.Response) return;
@@ -143,6 +154,7 @@ export class Router {
     link.inflight.delete(frame.tag);
     if (!entry) return;
     this.inflight.delete(frame.tag);
+    this.backpressure.forget(frame.tag, entry);
     entry.conn.inflight--;
     const isError = frame.payload[0] === ResponseFlags.Error;
     const body = frame.payload.subarray(1);
@@ -151,6 +163,7 @@ export class Router {
       // An executor's chunk often holds many answers for one connection: send them together.
       conn.cork.hold();
       conn.ws.send(body, { binary: false });
+      this.backpressure.afterAnswer(conn);
     }
     let code: number | undefined;
     if (isError) {
@@ -176,7 +189,13 @@ export class Router {
     }
   }
 
+  /** The client's socket took all it was given (it is reading). */
+  onDrain(conn: ClientConnection): void {
+    this.backpressure.onDrain(conn);
+  }
+
   onClose(conn: ClientConnection): void {
+    this.backpressure.onClose(conn);
     this.unbind(conn);
     // Answers for this connection's requests will find nobody; drop their entries now.
     for (const [tag, entry] of this.inflight) {
@@ -191,6 +210,7 @@ export class Router {
     const entry = this.inflight.get(tag);
     if (!entry) return;
     this.inflight.delete(tag);
+    this.backpressure.forget(tag, entry);
     entry.conn.inflight--;
     this.reply(entry.conn, errorFrame(entry.id, error));
     this.logCommand(entry, entry.id, entry.method, Date.now() - entry.start, outcome, error.rpcCode, link);
