@@ -65,7 +65,8 @@ const server = http.createServer((req, res) => {
   res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: the WebSocket endpoint is /ws\n');
 });
 
-const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.frameHardBytes, perMessageDeflate: false });
+// UTF-8 is checked by the router, which answers -32700 instead of closing with 1007.
+const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.frameHardBytes, perMessageDeflate: false, skipUTF8Validation: true });
 
 server.on('upgrade', (req, socket, head) => {
   socket.on('error', () => undefined);

@@ -1,6 +1,7 @@
 // The edge's hot path: a client frame is checked, then forwarded to the bound session's
 // executor as the same bytes; the executor's answer goes back to the client as it came.
 // Only session.* methods are served here, with the session daemon's help.
+import { isUtf8 } from 'node:buffer';
 import type WebSocket from 'ws';
 import type { Frame } from '../../bus/frame-codec.js';
 import { FrameKind, ResponseFlags } from '../../bus/frame-codec.js';
@@ -78,12 +79,17 @@ export class Router {
       return;
     }
     if (isBinary) {
-      this.reply(conn, errorFrame(null, new ContinuumError('INVALID_REQUEST', 'invalid request: binary frames are not accepted; send JSON-RPC as text frames')));
+      this.reply(conn, errorFrame(sniffId(data.subarray(0, 4096).toString('utf8')), new ContinuumError('INVALID_REQUEST', 'invalid request: binary frames are not accepted; send JSON-RPC as text frames')));
       return;
     }
     if (data.length > this.config.limits.frameSoftBytes) {
       const id = sniffId(data.subarray(0, 4096).toString('utf8'));
       this.reply(conn, errorFrame(id, new ContinuumError('PAYLOAD_TOO_LARGE', `payload too large: ${data.length} bytes is over the ${this.config.limits.frameSoftBytes}-byte limit; send less per request`, { limit: this.config.limits.frameSoftBytes })));
+      return;
+    }
+    // ws leaves UTF-8 to us (skipUTF8Validation), so a bad frame costs an error, not the connection.
+    if (!isUtf8(data)) {
+      this.reply(conn, errorFrame(sniffId(data.subarray(0, 4096).toString('utf8')), new ContinuumError('PARSE_ERROR', 'parse error: the frame is not valid UTF-8; send JSON-RPC as UTF-8 text')));
       return;
     }
     const parsed = parseRequest(data.toString('utf8'));
