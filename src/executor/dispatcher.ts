@@ -9,6 +9,15 @@ import type { CommandContext, ExecutorEnv } from './command.js';
 import { handlers } from './handlers.js';
 import type { SessionCache, SessionContext } from './session-context.js';
 
+/**
+ * A RangeError out of a handler is JSON too deeply nested to serialise (a client's value on
+ * its way to the session daemon or a log line): the client's params, not our fault.
+ */
+function wireError(err: unknown): ContinuumError {
+  if (err instanceof RangeError) return new ContinuumError('INVALID_PARAMS', `invalid params: a value is nested too deeply to handle (${err.message}); send a flatter value`, { issues: [{ path: [], message: 'nested too deeply' }] });
+  return toContinuumError(err);
+}
+
 function isPromise(v: unknown): v is Promise<unknown> {
   return typeof (v as Promise<unknown> | undefined)?.then === 'function';
 }
@@ -24,7 +33,14 @@ export class Dispatcher {
 
   /** An answer too big for one bus frame (JSON escaping can multiply output) is refused, not sent. */
   private answer(socket: FrameSocket, tag: number, id: RequestId | null, result: unknown): void {
-    const text = successFrame(id, result);
+    let text: string;
+    try {
+      text = successFrame(id, result);
+    } catch (err) {
+      // Called from a promise callback: a throw here would be an unhandled rejection.
+      socket.send(FrameKind.Response, tag, errorFrame(id, wireError(err)), ERROR_LEAD);
+      return;
+    }
     if (text.length * 3 > MAX_FRAME_BYTES - 64 && Buffer.byteLength(text) > MAX_FRAME_BYTES - 64) {
       const err = new ContinuumError('PAYLOAD_TOO_LARGE', `the result is ${Buffer.byteLength(text)} bytes as JSON, over the ${MAX_FRAME_BYTES}-byte limit; ask for less (a lower output cap, or read in parts)`);
       socket.send(FrameKind.Response, tag, errorFrame(id, err), ERROR_LEAD);
@@ -55,7 +71,7 @@ export class Dispatcher {
       id = req.id ?? null;
       const method = methodsByName.get(req.method);
       const handler = handlers.get(req.method);
-      if (!method || !handler) throw new ContinuumError('METHOD_NOT_FOUND', `method "${req.method}" not found; system.commands lists what this environment offers`);
+      if (!method || !handler) throw new ContinuumError('METHOD_NOT_FOUND', `method "${String(req.method).slice(0, 100)}" not found; system.commands lists what this environment offers`);
       if (!this.allowed.has(method.namespace)) {
         throw new ContinuumError('FORBIDDEN', `the ${this.env.environment.name} environment's policy does not allow ${method.namespace}.* commands`);
       }
@@ -81,13 +97,13 @@ export class Dispatcher {
       if (isPromise(result)) {
         result.then(
           (r) => this.answer(socket, frame.tag, requestId, r),
-          (err) => socket.send(FrameKind.Response, frame.tag, errorFrame(requestId, toContinuumError(err)), ERROR_LEAD),
+          (err) => socket.send(FrameKind.Response, frame.tag, errorFrame(requestId, wireError(err)), ERROR_LEAD),
         );
       } else {
         this.answer(socket, frame.tag, requestId, result);
       }
     } catch (err) {
-      socket.send(FrameKind.Response, frame.tag, errorFrame(id, toContinuumError(err)), ERROR_LEAD);
+      socket.send(FrameKind.Response, frame.tag, errorFrame(id, wireError(err)), ERROR_LEAD);
     }
   }
 }

@@ -24,6 +24,8 @@ export interface DriverReport {
   responses: number;
   notifications: number;
   errorsByCode: Record<string, number>;
+  /** Distinct messages of -32603 answers (internal errors deserve a look). */
+  internalErrors: string[];
   problems: string[];
   durationMs: number;
 }
@@ -75,8 +77,12 @@ class Conn {
       return;
     }
     this.report.responses++;
-    const err = m.error as { code: number } | undefined;
+    const err = m.error as { code: number; message: string } | undefined;
     if (err) this.report.errorsByCode[err.code] = (this.report.errorsByCode[err.code] ?? 0) + 1;
+    if (err?.code === -32603 && this.report.internalErrors.length < 20) {
+      const msg = err.message.slice(0, 160);
+      if (!this.report.internalErrors.includes(msg)) this.report.internalErrors.push(msg);
+    }
     const id = m.id as string | number | null;
     if (id === null) this.nullReceived++;
     else {
@@ -156,7 +162,7 @@ async function bind(ws: WebSocket, environment: string, sessionId: string): Prom
 }
 
 export async function runFuzz(o: DriverOptions): Promise<DriverReport> {
-  const report: DriverReport = { seed: o.seed, framesSent: 0, byCategory: {}, responses: 0, notifications: 0, errorsByCode: {}, problems: [], durationMs: 0 };
+  const report: DriverReport = { seed: o.seed, framesSent: 0, byCategory: {}, responses: 0, notifications: 0, errorsByCode: {}, internalErrors: [], problems: [], durationMs: 0 };
   const started = Date.now();
   const conns: { conn: Conn; fuzzer: FrameFuzzer; rng: Rng; quota: number }[] = [];
   for (let i = 0; i < o.connections; i++) {
@@ -171,7 +177,7 @@ export async function runFuzz(o: DriverOptions): Promise<DriverReport> {
     conns.map(async ({ conn, fuzzer, rng, quota }) => {
       let sent = 0;
       while (sent < quota && conn.closedWith === undefined) {
-        const n = Math.min(quota - sent, rng.chance(0.003) ? rng.int(100, 400) : rng.int(1, 16));
+        const n = Math.min(quota - sent, rng.chance(0.003) ? rng.int(100, 400) : rng.int(1, 32));
         const batch = n >= 100 ? fuzzer.flood(n) : Array.from({ length: n }, () => fuzzer.next());
         const ids: string[] = [];
         for (const f of batch) {

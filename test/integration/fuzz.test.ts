@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { DriverOptions, DriverReport } from '../helpers/fuzz-driver.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startTree, stopTree, type Tree } from '../helpers/tree.js';
+import { startTree, stopTree, waitFor, type Tree } from '../helpers/tree.js';
 
 const DRIVER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../helpers/fuzz-driver.js');
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : randomInt(2 ** 31);
@@ -63,6 +63,8 @@ describe('faults: fuzz', () => {
   test(`${FRAMES} fuzzed frames over ${CONNECTIONS} connections (seed ${SEED}): no crash, every id answered, others' latency within 3x`, { timeout: 900_000 }, async () => {
     console.log(`# fuzz seed ${SEED} (FUZZ_SEED=${SEED} replays this run)`);
     const tokens = Object.fromEntries(ENVIRONMENTS.map((e) => [e, tree.token(e)]));
+    // Standbys boot a moment after the tree: wait for them, so that any change means a crash.
+    await waitFor(async () => (await tree.standbys()).length === ENVIRONMENTS.length, 30_000, 'every standby to be ready');
     const before_ = [...(await tree.ps()), ...(await tree.standbys())].map((r) => `${r.id}:${r.pid}:${r.restarts}:${r.state}`);
 
     probe = await RawClient.open(tree.url, tree.token('server'));
@@ -76,13 +78,13 @@ describe('faults: fuzz', () => {
     while (driver.running()) loaded.push(await ping(probe));
     const report = await driver.done;
 
+    const q = median(quiet);
+    const l = median(loaded);
+    console.log(`# fuzz: seed ${SEED}; ${report.framesSent} frames in ${report.durationMs} ms (${Math.round(report.framesSent / (report.durationMs / 1000))}/s) over ${CONNECTIONS} connections; by category ${JSON.stringify(report.byCategory)}; ${report.responses} answers (errors by code ${JSON.stringify(report.errorsByCode)}), ${report.notifications} notifications; probe ping median ${q.toFixed(2)} ms quiet (${quiet.length} samples), ${l.toFixed(2)} ms under fuzz (${loaded.length} samples); problems ${report.problems.length}`);
     assert.deepEqual(report.problems, [], `seed ${SEED}: ${report.problems.length} problems`);
     assert.equal(report.framesSent, FRAMES);
     const after_ = [...(await tree.ps()), ...(await tree.standbys())].map((r) => `${r.id}:${r.pid}:${r.restarts}:${r.state}`);
     assert.deepEqual(after_, before_, 'a process of the tree crashed or was restarted');
-    const q = median(quiet);
-    const l = median(loaded);
-    console.log(`# fuzz: seed ${SEED}; ${report.framesSent} frames in ${report.durationMs} ms (${Math.round(report.framesSent / (report.durationMs / 1000))}/s) over ${CONNECTIONS} connections; by category ${JSON.stringify(report.byCategory)}; ${report.responses} answers (errors by code ${JSON.stringify(report.errorsByCode)}), ${report.notifications} notifications; probe ping median ${q.toFixed(2)} ms quiet (${quiet.length} samples), ${l.toFixed(2)} ms under fuzz (${loaded.length} samples); pids and restarts unchanged`);
     assert.ok(loaded.length >= 100, `only ${loaded.length} probe samples during the fuzz`);
     assert.ok(l <= 3 * q, `another client's median ping went from ${q.toFixed(2)} ms quiet to ${l.toFixed(2)} ms under fuzz (over 3x)`);
   });

@@ -9,6 +9,7 @@ import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { RawClient, type RpcMessage } from '../helpers/raw-client.js';
 import { startTree, stopTree, waitFor, type Tree } from '../helpers/tree.js';
+import { within } from './support/waits.js';
 
 const LIMIT = { timeout: 180_000 };
 const MiB = 1024 * 1024;
@@ -37,7 +38,7 @@ async function pingLatencies(r: RawClient, n: number): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();
-    const m = await r.call('system.ping');
+    const m = await r.call('system.ping', undefined, 30_000);
     assert.equal(m.error, undefined);
     out.push(performance.now() - t);
   }
@@ -71,7 +72,7 @@ describe('faults: slow clients', () => {
     // Warm up, so that the baseline includes what the edge allocates for any stream it relays.
     await pingLatencies(other, 20);
     const otherStreamCommand = { command: `head -c ${2 * MiB} /dev/zero | tr '\\0' y`, stream: true };
-    assert.equal((await other.call('shell.exec', otherStreamCommand)).error, undefined);
+    assert.equal((await other.call('shell.exec', otherStreamCommand, 60_000)).error, undefined);
     const warmChunks = other.messages.length;
     const quiet = await pingLatencies(other, 100);
     const rssBefore = rssBytes(edge);
@@ -90,7 +91,7 @@ describe('faults: slow clients', () => {
     try {
       stalled = await pingLatencies(other, 100);
       timeline.push(`pings ${mb(rssBytes(edge))}`);
-      const m = await other.call('shell.exec', otherStreamCommand);
+      const m = await other.call('shell.exec', otherStreamCommand, 60_000);
       assert.equal(m.error, undefined);
       otherStream = other.messages.slice(warmChunks).filter((n) => n.method === 'shell.output').reduce((s, n) => s + String(n.params?.data).length, 0);
       timeline.push(`other stream ${mb(rssBytes(edge))}`);
@@ -140,7 +141,7 @@ describe('faults: slow clients', () => {
     // Others are served meanwhile.
     assert.equal(((await setup.call('system.ping')).result as { pong: boolean }).pong, true);
     socketOf(slow).resume();
-    const code = await slow.closed();
+    const code = await within(slow.closed(), 60_000, 'the 1008 close to reach the client once it read again');
     assert.equal(code, 1008);
     const answered = slow.messages.filter((m) => typeof m.id === 'string' && m.id.startsWith('r') && !m.error).length;
     assert.ok(answered > 0 && answered < READS, `${answered} of ${READS} answers reached the client before 1008`);

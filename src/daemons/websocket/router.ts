@@ -102,7 +102,7 @@ export class Router {
     const { request, id } = parsed;
     const method = methodsByName.get(request.method);
     if (!method) {
-      this.reply(conn, errorFrame(id, new ContinuumError('METHOD_NOT_FOUND', `method "${request.method}" not found; system.commands lists the commands`)));
+      this.reply(conn, errorFrame(id, new ContinuumError('METHOD_NOT_FOUND', `method "${request.method.slice(0, 100)}" not found; system.commands lists the commands`)));
       return;
     }
     if (SESSION_METHODS.has(method.name)) {
