@@ -29,12 +29,12 @@ function ok(m: RpcMessage, what: string): unknown {
   return m.result;
 }
 
-/** Retries while the answer is a retryable error (daemon restarting, disk not yet back). */
-async function until(call: () => Promise<RpcMessage>, timeoutMs = 15_000): Promise<RpcMessage> {
+/** Retries while the answer is a retryable error of `codes` (a daemon restarting; with -32007, a disk not yet back). */
+async function until(call: () => Promise<RpcMessage>, codes: number[] = [-32003], timeoutMs = 15_000): Promise<RpcMessage> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const m = await call();
-    if (!m.error || m.error.data?.retryable !== true || Date.now() > deadline) return m;
+    if (!m.error || !codes.includes(m.error.code) || m.error.data?.retryable !== true || Date.now() > deadline) return m;
     await new Promise((r) => setTimeout(r, Math.min(500, Number(m.error!.data?.retryAfterMs ?? 100))));
   }
 }
@@ -190,7 +190,7 @@ describe('faults: the store disk full (tmpfs as <home>)', skipWithoutMounts(), (
     // Space returns: writes work again, with no restart and no operator.
     disk.free();
     const recoveredAt = Date.now();
-    ok(await until(() => c.call('state.set', { key: 'big', value: big })), 'state.set after space returned');
+    ok(await until(() => c.call('state.set', { key: 'big', value: big }), [-32003, -32007]), 'state.set after space returned');
     const recoveryMs = Date.now() - recoveredAt;
     ok(await c.call('fs.write', { path: 'big.txt', content: big }), 'fs.write after space returned');
     ok(await other.call('session.connect', { environment: 'remote', sessionId: 'born-after' }), 'session.connect after space returned');
@@ -241,7 +241,7 @@ describe('faults: the store read-only when the session daemon restarts', skipWit
 
     disk.writable();
     const at = Date.now();
-    ok(await until(() => c.call('state.set', { key: 'new', value: 3 })), 'state.set once writable');
+    ok(await until(() => c.call('state.set', { key: 'new', value: 3 }), [-32003, -32007]), 'state.set once writable');
     const recoveryMs = Date.now() - at;
     ok(await other.call('session.connect', { environment: 'server', sessionId: 'ro-new' }), 'session.connect once writable');
     const again = await tree.row('server-0');

@@ -79,7 +79,7 @@ export class Router {
       return;
     }
     if (isBinary) {
-      this.reply(conn, errorFrame(sniffId(data.subarray(0, 4096).toString('utf8')), new ContinuumError('INVALID_REQUEST', 'invalid request: binary frames are not accepted; send JSON-RPC as text frames')));
+      this.reply(conn, errorFrame(null, new ContinuumError('INVALID_REQUEST', 'invalid request: binary frames are not accepted; send JSON-RPC as text frames')));
       return;
     }
     if (data.length > this.config.limits.frameSoftBytes) {
