@@ -75,7 +75,14 @@ describe('faults: fuzz', () => {
 
     const driver = runDriver({ url: tree.url, tokens, seed: SEED, frames: FRAMES, connections: CONNECTIONS, environments: ENVIRONMENTS });
     const loaded: number[] = [];
-    while (driver.running()) loaded.push(await ping(probe));
+    try {
+      while (driver.running()) loaded.push(await ping(probe));
+    } catch (err) {
+      // Say what the tree went through, so that a failure under load can be read.
+      const exits = tree.logLines('server').filter((l) => /child exited|missed its heartbeat|client closed/.test(String(l.msg))).map((l) => `${String(l.id ?? l.component)}: ${String(l.msg)} ${String(l.cause ?? '')}`);
+      const rows = (await tree.ps().catch(() => [])).map((r) => `${r.id}:${r.pid}:${r.restarts}:${r.state}`);
+      throw new Error(`seed ${SEED}: the probe failed after ${loaded.length} pings under fuzz (${(err as Error).message}); probe connection ${probe.closeCode === undefined ? 'open' : `closed with ${probe.closeCode}`}; tree ${rows.join(' ')}; server.log: ${exits.join(' | ') || 'no exits'}`, { cause: err });
+    }
     const report = await driver.done;
 
     const q = median(quiet);
