@@ -32,7 +32,7 @@ async function ping(r: RawClient): Promise<number> {
   return performance.now() - t;
 }
 
-function runDriver(options: DriverOptions): { done: Promise<DriverReport>; running: () => boolean } {
+function runDriver(options: DriverOptions): { done: Promise<DriverReport>; running: () => boolean; kill: () => void } {
   const child = spawn(process.execPath, [DRIVER, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -46,7 +46,7 @@ function runDriver(options: DriverOptions): { done: Promise<DriverReport>; runni
       else resolve(JSON.parse(out) as DriverReport);
     });
   });
-  return { done, running: () => !exited };
+  return { done, running: () => !exited, kill: () => void (exited || child.kill('SIGKILL')) };
 }
 
 describe('faults: fuzz', () => {
@@ -81,6 +81,7 @@ describe('faults: fuzz', () => {
       // Say what the tree went through, so that a failure under load can be read.
       const exits = tree.logLines('server').filter((l) => /child exited|missed its heartbeat|client closed/.test(String(l.msg))).map((l) => `${String(l.id ?? l.component)}: ${String(l.msg)} ${String(l.cause ?? '')}`);
       const rows = (await tree.ps().catch(() => [])).map((r) => `${r.id}:${r.pid}:${r.restarts}:${r.state}`);
+      driver.kill();
       throw new Error(`seed ${SEED}: the probe failed after ${loaded.length} pings under fuzz (${(err as Error).message}); probe connection ${probe.closeCode === undefined ? 'open' : `closed with ${probe.closeCode}`}; tree ${rows.join(' ')}; server.log: ${exits.join(' | ') || 'no exits'}`, { cause: err });
     }
     const report = await driver.done;
