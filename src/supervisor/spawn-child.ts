@@ -22,7 +22,16 @@ export function spawnChild(spec: ChildSpec, boot: ChildBoot, env: NodeJS.Process
   const pid = proc.pid ?? -1;
   proc.on('error', () => undefined);
   const stdout = new LineSplitter(
-    (line) => (spec.trusted ? logs.trustedLine(line, pid, spec.id) : logs.executorLine(spec.logTarget, pid, spec.id, line)),
+    (line) => {
+      try {
+        if (spec.trusted) logs.trustedLine(line, pid, spec.id);
+        else logs.executorLine(spec.logTarget, pid, spec.id, line);
+      } catch (err) {
+        // A record nested too deeply to write again (a client's log.write data) must cost
+        // that line, not the supervisor.
+        logs.write(spec.logTarget, { level: 40, msg: `dropped a log line that could not be written (${(err as Error).message})`, pid, child: spec.name });
+      }
+    },
     (bytes) => logs.write(spec.logTarget, { level: 40, msg: `dropped a log line of ${bytes}+ characters (over the line limit)`, pid, child: spec.name }),
   );
   proc.stdout!.on('data', (c: Buffer) => stdout.push(c));
