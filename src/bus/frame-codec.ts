@@ -13,6 +13,8 @@ export const FrameKind = {
   Reply: 5,
   /** internal one-way message, JSON payload */
   Event: 6,
+  /** edge → executor: [u8 1 = pause, 0 = resume] the streamed output of the request `tag` */
+  Flow: 7,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
@@ -48,6 +50,8 @@ export class FrameTooLargeError extends Error {
 export class FrameDecoder {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Bytes the frame at the head of `pending` needs in all; 0 while its header is incomplete. */
+  private need = 0;
 
   push(chunk: Buffer, onFrame: (frame: Frame) => void): void {
     let buf: Buffer;
@@ -55,7 +59,10 @@ export class FrameDecoder {
       buf = chunk;
     } else {
       this.pending.push(chunk);
-      buf = Buffer.concat(this.pending, this.pendingBytes + chunk.length);
+      this.pendingBytes += chunk.length;
+      // A large frame arrives in many chunks: join them once, when it is whole, not at each chunk.
+      if (this.pendingBytes < this.need) return;
+      buf = Buffer.concat(this.pending, this.pendingBytes);
       this.pending = [];
       this.pendingBytes = 0;
     }
@@ -71,11 +78,13 @@ export class FrameDecoder {
       });
       offset += 4 + length;
     }
+    this.need = 0;
     if (offset < buf.length) {
       // Copy the tail so we don't pin the whole chunk in memory while waiting for the rest.
       const rest = Buffer.from(buf.subarray(offset));
       this.pending.push(rest);
       this.pendingBytes = rest.length;
+      if (rest.length >= 4) this.need = 4 + rest.readUInt32BE(0);
     }
   }
 }

@@ -71,6 +71,11 @@ export class FrameSocket {
     return true;
   }
 
+  /** Called each time the bytes queued in user space have all gone to the kernel. */
+  onDrain(handler: () => void): void {
+    this.socket.on('drain', handler);
+  }
+
   /** Bytes queued in user space and not yet handed to the kernel. */
   get bufferedBytes(): number {
     return this.socket.writableLength;

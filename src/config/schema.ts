@@ -88,9 +88,13 @@ export const configSchema = z
         frameHardBytes: z.number().int().min(1024).default(16 * MiB),
         maxInFlightPerConnection: z.number().int().min(1).default(64),
         defaultTimeoutMs: z.number().int().positive().default(30_000),
+        /** Unread bytes at which a client's streamed output is paused at its source (resumed below half). */
+        streamPauseBytes: z.number().int().min(16 * 1024).default(MiB),
+        /** Unread bytes past which a client is closed with 1008. */
+        maxUnreadBytes: z.number().int().min(1024 * 1024).default(64 * MiB),
       })
       .strict()
-      .default({ frameSoftBytes: 4 * MiB, frameHardBytes: 16 * MiB, maxInFlightPerConnection: 64, defaultTimeoutMs: 30_000 }),
+      .default({ frameSoftBytes: 4 * MiB, frameHardBytes: 16 * MiB, maxInFlightPerConnection: 64, defaultTimeoutMs: 30_000, streamPauseBytes: MiB, maxUnreadBytes: 64 * MiB }),
     restart: z
       .object({
         intensity: z.number().int().min(1).default(5).describe('restarts allowed within periodMs before the environment is marked failed'),

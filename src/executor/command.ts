@@ -25,6 +25,11 @@ export interface CommandContext {
   requestId: RequestId | null;
   /** Sends a notification to the client that made this request. */
   notify(method: string, params: unknown): void;
+  /**
+   * Listens for the edge pausing (true) and resuming (false) this request's notifications
+   * because its client is not reading; returns the function that stops listening.
+   */
+  onFlow(handler: (paused: boolean) => void): () => void;
 }
 
 export type CommandHandler = (params: never, ctx: CommandContext) => unknown;

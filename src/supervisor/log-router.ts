@@ -4,7 +4,7 @@
 // to its own environment's log, with `env` and `pid` stamped here so it can't forge them.
 import fs from 'node:fs';
 import path from 'node:path';
-import { RotatingFile, type RotationPolicy } from '../logging/rotating-file.js';
+import { RotatingFile, type LogLoss, type RotationPolicy } from '../logging/rotating-file.js';
 import { SERVER_LOG } from '../config/paths.js';
 import { AUDIT_PREFIX } from '../logging/audit-line.js';
 import type { AuditTrail } from './audit-trail.js';
@@ -25,7 +25,7 @@ export class LogRouter {
     const name = this.targets.has(target) ? target : SERVER_LOG;
     let f = this.files.get(name);
     if (!f) {
-      f = new RotatingFile(path.join(this.dir, `${name}.log`), this.policy);
+      f = new RotatingFile(path.join(this.dir, `${name}.log`), this.policy, (loss) => this.reportLoss(name, loss));
       this.files.set(name, f);
     }
     return f;
@@ -63,6 +63,14 @@ export class LogRouter {
     const level = typeof record.level === 'number' && [10, 20, 30, 40, 50, 60].includes(record.level) ? record.level : 30;
     const time = typeof record.time === 'number' ? record.time : Date.now();
     this.file(env).write(JSON.stringify({ ...record, time, level, msg: String(record.msg ?? ''), env, pid, executorId }));
+  }
+
+  /** The gap is written where it happened and in server.log, once the file takes writes again. */
+  private reportLoss(name: string, loss: LogLoss): void {
+    const total = this.files.get(name)?.lostLines ?? loss.lines;
+    const record = { level: 40, msg: `${loss.lines} log lines could not be written to ${name}.log (${loss.error}) and were lost`, component: 'supervisor', file: `${name}.log`, lostLines: loss.lines, lostTotal: total, error: loss.error, since: loss.since, until: loss.until };
+    this.write(name, record);
+    if (name !== SERVER_LOG) this.write(SERVER_LOG, record);
   }
 
   stderr(target: string, pid: number, child: string, text: string): void {

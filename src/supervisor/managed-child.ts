@@ -57,6 +57,13 @@ export class ManagedChild {
   readonly processGroups = new Set<number>();
   /** When the oldest unanswered ping was sent; null when none is outstanding. */
   private pingSentAt: number | null = null;
+  /**
+   * When the child last proved alive (its last pong, or our first ping to it); null before
+   * that. Silence is counted from here, so a hung child is found within timeoutMs of its
+   * last sign of life rather than timeoutMs after the next ping.
+   */
+  private lastSeenAt: number | null = null;
+  private lastPingAt = 0;
   private pingSeq = 0;
   private querySeq = 0;
   private readonly queries = new Map<number, (data: unknown) => void>();
@@ -103,7 +110,7 @@ export class ManagedChild {
     this.proc = proc;
     this.pid = spawned.pid;
     this.startedAt = Date.now();
-    this.pingSentAt = null;
+    this.resetHeartbeat();
     this.promoted = Boolean(spare);
     if (spare) proc.send({ t: 'activate' } satisfies SupervisorMessage);
     const why = spawned.failureHint;
@@ -133,7 +140,10 @@ export class ManagedChild {
             this.state = 'running';
             resolve();
           });
-        } else if (m.t === 'pong') this.pingSentAt = null;
+        } else if (m.t === 'pong') {
+          this.pingSentAt = null;
+          this.lastSeenAt = Date.now();
+        }
         else if (m.t === 'attest') this.attestation = m.result;
         else if (m.t === 'reply') {
           this.queries.get(m.seq)?.(m.data);
@@ -171,22 +181,28 @@ export class ManagedChild {
   }
 
   /**
-   * Heartbeat tick: true if a ping we sent has gone unanswered for `timeoutMs`. Only pings
+   * Heartbeat tick: sends a ping every `intervalMs`, and returns true once a ping is
+   * outstanding and the child has shown no sign of life for `timeoutMs`. Only pings
    * actually sent are judged, so a child's boot time never counts against it.
    */
-  heartbeat(timeoutMs: number, judge: boolean): boolean {
+  heartbeat(intervalMs: number, timeoutMs: number, judge: boolean): boolean {
     if (this.state !== 'running' || !this.proc) return false;
+    const now = Date.now();
     if (this.pingSentAt === null) {
-      this.pingSentAt = Date.now();
+      if (now - this.lastPingAt < intervalMs) return false;
+      this.pingSentAt = this.lastPingAt = now;
+      this.lastSeenAt ??= now;
       this.send({ t: 'ping', seq: ++this.pingSeq });
       return false;
     }
-    return judge && Date.now() - this.pingSentAt > timeoutMs;
+    return judge && now - (this.lastSeenAt ?? now) > timeoutMs;
   }
 
-  /** Forgets the outstanding ping (after the supervisor itself was stalled). */
+  /** Forgets the outstanding ping and the last sign of life (after the supervisor itself was stalled). */
   resetHeartbeat(): void {
     this.pingSentAt = null;
+    this.lastSeenAt = null;
+    this.lastPingAt = 0;
   }
 
   query(q: SupervisorQuery, timeoutMs = 1_000): Promise<unknown> {

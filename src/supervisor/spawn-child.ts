@@ -120,7 +120,16 @@ export function spawnChild(spec: ChildSpec, boot: ChildBoot, env: NodeJS.Process
       : Promise.resolve();
   }
   const stdout = new LineSplitter(
-    (line) => (spec.trusted ? logs.trustedLine(line, child.pid, spec.id) : logs.executorLine(spec.logTarget, child.pid, spec.id, line)),
+    (line) => {
+      try {
+        if (spec.trusted) logs.trustedLine(line, child.pid, spec.id);
+        else logs.executorLine(spec.logTarget, child.pid, spec.id, line);
+      } catch (err) {
+        // A record nested too deeply to write again (a client's log.write data) must cost
+        // that line, not the supervisor.
+        logs.write(spec.logTarget, { level: 40, msg: `dropped a log line that could not be written (${(err as Error).message})`, pid: child.pid, child: spec.name });
+      }
+    },
     (bytes) => logs.write(spec.logTarget, { level: 40, msg: `dropped a log line of ${bytes}+ characters (over the line limit)`, pid: child.pid, child: spec.name }),
   );
   proc.stdout!.on('data', (c: Buffer) => stdout.push(c));

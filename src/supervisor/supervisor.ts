@@ -103,7 +103,7 @@ export class Supervisor {
     this.pushExecutors();
     this.prepareStandbys();
     this.lastHeartbeatTick = Date.now();
-    this.heartbeatTimer = setInterval(() => this.checkHeartbeats(), this.config.heartbeat.intervalMs);
+    this.heartbeatTimer = setInterval(() => this.checkHeartbeats(), this.heartbeatTickMs());
     this.statsTimer = setInterval(() => this.sampleStats(), 2_000);
     const info: RuntimeInfo = {
       pid: process.pid,
@@ -293,17 +293,24 @@ export class Supervisor {
     return Object.fromEntries(answers);
   }
 
+  /** Ticks finer than the ping interval, so a hung child is killed close to timeoutMs after it fell silent. */
+  private heartbeatTickMs(): number {
+    const { intervalMs, timeoutMs } = this.config.heartbeat;
+    return Math.max(20, Math.min(intervalMs, Math.floor(timeoutMs / 10)));
+  }
+
   private checkHeartbeats(): void {
     const now = Date.now();
+    const { intervalMs, timeoutMs } = this.config.heartbeat;
     // If this tick is late, the supervisor itself was stalled and hasn't read the pongs
     // waiting for it: judge nobody this time.
-    const late = now - this.lastHeartbeatTick > this.config.heartbeat.intervalMs * 2;
+    const late = now - this.lastHeartbeatTick > Math.max(2 * this.heartbeatTickMs(), intervalMs);
     this.lastHeartbeatTick = now;
     if (late) for (const child of this.children.values()) child.resetHeartbeat();
     for (const child of this.children.values()) {
-      if (child.heartbeat(this.config.heartbeat.timeoutMs, !late)) {
-        this.log('error', 'child missed its heartbeat; killing it', { child: child.spec.name, id: child.spec.id, childPid: child.pid, timeoutMs: this.config.heartbeat.timeoutMs });
-        child.kill(`no heartbeat for ${this.config.heartbeat.timeoutMs} ms`);
+      if (child.heartbeat(intervalMs, timeoutMs, !late)) {
+        this.log('error', 'child missed its heartbeat; killing it', { child: child.spec.name, id: child.spec.id, childPid: child.pid, timeoutMs });
+        child.kill(`no heartbeat for ${timeoutMs} ms`);
       }
     }
   }

@@ -21,6 +21,18 @@ describe('frame codec', () => {
     }
   });
 
+  it('decodes frames fed a byte at a time, and a large frame fed in many chunks', () => {
+    const big = Buffer.alloc(3 * 1024 * 1024, 0x61);
+    const all = Buffer.concat([encodeFrame(FrameKind.Notify, 1, 'a'), encodeFrame(FrameKind.Response, 2, big), encodeFrame(FrameKind.Notify, 3, 'bc')]);
+    const out: Frame[] = [];
+    const d = new FrameDecoder();
+    for (let i = 0; i < 64; i++) d.push(all.subarray(i, i + 1), (f) => out.push({ ...f, payload: Buffer.from(f.payload) }));
+    for (let i = 64; i < all.length; i += 65_536) d.push(all.subarray(i, i + 65_536), (f) => out.push({ ...f, payload: Buffer.from(f.payload) }));
+    assert.deepEqual(out.map((f) => f.tag), [1, 2, 3]);
+    assert.ok(out[1]!.payload.equals(big));
+    assert.equal(out[2]!.payload.toString(), 'bc');
+  });
+
   it('refuses a length outside the bounds instead of buffering forever', () => {
     const bad = Buffer.alloc(9);
     bad.writeUInt32BE(0x7fffffff, 0);

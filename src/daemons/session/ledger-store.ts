@@ -49,40 +49,50 @@ export function toEntry(r: Row): CommandEntry {
 /** Per op: null for a new accepted entry (or any other op), else the entry that already exists. */
 export type WriteAnswer = (CommandEntry | null)[];
 
-export class LedgerStore {
-  private readonly stmt;
+/** Creates the ledger table if needed and prepares its statements on `db`. */
+function prepare(db: Database.Database) {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS ledger (
+      session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL,
+      method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT,
+      accepted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
+      exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0,
+      PRIMARY KEY (session_id, request_id)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS ledger_env_time ON ledger(environment, accepted_at);
+  `);
+  return {
+    get: db.prepare<[string, string], Row>('SELECT * FROM ledger WHERE session_id = ? AND request_id = ?'),
+    insert: db.prepare('INSERT OR IGNORE INTO ledger (session_id, request_id, scope, environment, method, state, edge_run, executor_id, accepted_at) VALUES (?, ?, ?, ?, ?, \'accepted\', ?, ?, ?)'),
+    start: db.prepare("UPDATE ledger SET state = 'started', started_at = ? WHERE session_id = ? AND request_id = ? AND state = 'accepted'"),
+    finish: db.prepare(
+      "UPDATE ledger SET state = ?, started_at = COALESCE(started_at, ?), finished_at = ?, exit = ?, error = ?, lost = ?, result = ?, cut = ? WHERE session_id = ? AND request_id = ? AND state IN ('accepted', 'started')",
+    ),
+    drop: db.prepare("DELETE FROM ledger WHERE session_id = ? AND request_id = ? AND state = 'accepted' AND edge_run = ?"),
+    orphans: db.prepare<[string], Row>("SELECT * FROM ledger WHERE state IN ('accepted', 'started') AND edge_run != ?"),
+    list: db.prepare<[string, number, number], Row>('SELECT * FROM ledger WHERE session_id = ? AND accepted_at >= ? ORDER BY accepted_at, request_id LIMIT ?'),
+    deleteSession: db.prepare('DELETE FROM ledger WHERE session_id = ?'),
+    expire: db.prepare("DELETE FROM ledger WHERE environment = ? AND accepted_at < ? AND state IN ('completed', 'failed', 'lost')"),
+    count: db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM ledger WHERE environment = ? AND state IN ('completed', 'failed', 'lost')"),
+    trim: db.prepare(
+      "DELETE FROM ledger WHERE (session_id, request_id) IN (SELECT session_id, request_id FROM ledger WHERE environment = ? AND state IN ('completed', 'failed', 'lost') ORDER BY accepted_at LIMIT ?)",
+    ),
+    counts: db.prepare<[], { state: string; n: number }>('SELECT state, COUNT(*) AS n FROM ledger GROUP BY state'),
+  };
+}
 
+export class LedgerStore {
+  private db!: Database.Database;
+  private stmt!: ReturnType<typeof prepare>;
+
+  /** `onOpen` gives the session store's database, now and again each time the store reopens it. */
   constructor(
-    private readonly db: Database.Database,
+    onOpen: (hook: (db: Database.Database) => void) => void,
     private readonly commit: <T>(write: () => T) => Promise<T>,
   ) {
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS ledger (
-        session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL,
-        method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT,
-        accepted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
-        exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (session_id, request_id)) WITHOUT ROWID;
-      CREATE INDEX IF NOT EXISTS ledger_env_time ON ledger(environment, accepted_at);
-    `);
-    this.stmt = {
-      get: this.db.prepare<[string, string], Row>('SELECT * FROM ledger WHERE session_id = ? AND request_id = ?'),
-      insert: this.db.prepare('INSERT OR IGNORE INTO ledger (session_id, request_id, scope, environment, method, state, edge_run, executor_id, accepted_at) VALUES (?, ?, ?, ?, ?, \'accepted\', ?, ?, ?)'),
-      start: this.db.prepare("UPDATE ledger SET state = 'started', started_at = ? WHERE session_id = ? AND request_id = ? AND state = 'accepted'"),
-      finish: this.db.prepare(
-        "UPDATE ledger SET state = ?, started_at = COALESCE(started_at, ?), finished_at = ?, exit = ?, error = ?, lost = ?, result = ?, cut = ? WHERE session_id = ? AND request_id = ? AND state IN ('accepted', 'started')",
-      ),
-      drop: this.db.prepare("DELETE FROM ledger WHERE session_id = ? AND request_id = ? AND state = 'accepted' AND edge_run = ?"),
-      orphans: this.db.prepare<[string], Row>("SELECT * FROM ledger WHERE state IN ('accepted', 'started') AND edge_run != ?"),
-      list: this.db.prepare<[string, number, number], Row>('SELECT * FROM ledger WHERE session_id = ? AND accepted_at >= ? ORDER BY accepted_at, request_id LIMIT ?'),
-      deleteSession: this.db.prepare('DELETE FROM ledger WHERE session_id = ?'),
-      expire: this.db.prepare("DELETE FROM ledger WHERE environment = ? AND accepted_at < ? AND state IN ('completed', 'failed', 'lost')"),
-      count: this.db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM ledger WHERE environment = ? AND state IN ('completed', 'failed', 'lost')"),
-      trim: this.db.prepare(
-        "DELETE FROM ledger WHERE (session_id, request_id) IN (SELECT session_id, request_id FROM ledger WHERE environment = ? AND state IN ('completed', 'failed', 'lost') ORDER BY accepted_at LIMIT ?)",
-      ),
-      counts: this.db.prepare<[], { state: string; n: number }>('SELECT state, COUNT(*) AS n FROM ledger GROUP BY state'),
-    };
+    onOpen((db) => {
+      this.db = db;
+      this.stmt = prepare(db);
+    });
   }
 
   get(sessionId: string, requestId: string): CommandEntry | undefined {

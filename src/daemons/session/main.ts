@@ -19,7 +19,7 @@ import type { ExitRecord, LedgerOp } from '../../protocol/internal.js';
 import { lostReasonOf } from '../../protocol/ledger.js';
 import { LedgerStore } from './ledger-store.js';
 import { chownTree, ensureOwnedDir } from '../../sandbox/ownership.js';
-import { SessionStore } from './session-store.js';
+import { SessionStore, storageError } from './session-store.js';
 
 const boot = readBoot();
 const paths = homePaths(boot.home);
@@ -28,7 +28,7 @@ const busKey = boot.busKey ?? '';
 const environments = new Map(boot.config.environments.map((e) => [e.name, e]));
 
 const store = new SessionStore(path.join(paths.state, 'sessions.db'));
-const ledger = new LedgerStore(store.db, (write) => store.commit(write));
+const ledger = new LedgerStore((hook) => store.onOpen(hook), (write) => store.commit(write));
 const executorLinks = new Map<string, RpcLink>();
 /** Daemons that keep resources per session (the browser daemon) and must hear when one ends. */
 const observerLinks = new Set<RpcLink>();
@@ -174,7 +174,11 @@ function onLink(link: RpcLink): void {
       const source = store.get(req.sessionId);
       if (source) await rebaseShell(result.session.sessionId, workspaceOf(source), workspaceOf(result.session));
     }
-    ensureOwnedDir(workspaceOf(result.session), ownerOf(result.session.environment));
+    try {
+      ensureOwnedDir(workspaceOf(result.session), ownerOf(result.session.environment));
+    } catch (err) {
+      throw storageError(err, 'the workspaces folder') ?? err;
+    }
     return result;
   });
   link.handle('session.get', (p) => {
@@ -294,7 +298,15 @@ function sweepLedger(): void {
 
 function sweepExpired(): void {
   for (const env of environments.values()) {
-    for (const s of store.expired(env.name, env.sessionIdleMs)) endSession(s, 'expired');
+    for (const s of store.expired(env.name, env.sessionIdleMs)) {
+      try {
+        endSession(s, 'expired');
+      } catch (err) {
+        // A disk that refuses the delete (full, read-only) must not take the daemon down: the
+        // next sweep tries again.
+        log.warn('could not expire a session; will retry', { sessionId: s.sessionId, error: (err as Error).message });
+      }
+    }
   }
 }
 

@@ -1,6 +1,8 @@
 // The session directory and session state, in SQLite (WAL). Writes that arrive in the same
 // tick are committed in one transaction (group commit) and acknowledged after it: an
-// acknowledged write survives a kill -9 of this process.
+// acknowledged write survives a kill -9 of this process. A write the disk refuses (full,
+// read-only) fails with a retryable -32007 while reads go on; the store recovers by itself
+// when the disk takes writes again (see storageError and reopenIfWritable).
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -27,16 +29,71 @@ const toSession = (r: SessionRow): StoredSession => ({
 
 type Write = () => unknown;
 
+/** How often a store opened read-only checks whether it can write again. */
+const REOPEN_PROBE_MS = 500;
+
+/**
+ * The disk refusing a write, as the protocol error clients get (-32007, retryable), or
+ * undefined for any other error. Covers SQLite's codes and the file system's.
+ */
+export function storageError(err: unknown, what = 'the session store'): ContinuumError | undefined {
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  let reason: 'disk-full' | 'read-only' | 'io-error';
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') reason = 'disk-full';
+  else if (code.startsWith('SQLITE_READONLY') || code === 'EROFS') reason = 'read-only';
+  else if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CANTOPEN' || code === 'EIO') reason = 'io-error';
+  else return undefined;
+  const why = { 'disk-full': 'its disk is full', 'read-only': 'its disk is read-only', 'io-error': 'its disk reports I/O errors' }[reason];
+  return new ContinuumError('STORAGE_UNAVAILABLE', `${what} cannot write now: ${why} (${code}); nothing was changed, reads still work; retry once the disk is fixed`, { retryable: true, retryAfterMs: 1_000, reason, errno: code }, { cause: err });
+}
+
+function prepare(db: Database.Database) {
+  return {
+    get: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
+    insert: db.prepare('INSERT INTO sessions (id, environment, label, created_at, last_active_at, executor_id) VALUES (?, ?, ?, ?, ?, ?)'),
+    rebind: db.prepare('UPDATE sessions SET executor_id = ?, last_active_at = ? WHERE id = ?'),
+    touch: db.prepare('UPDATE sessions SET last_active_at = MAX(last_active_at, ?), commands = commands + ? WHERE id = ?'),
+    delete: db.prepare('DELETE FROM sessions WHERE id = ?'),
+    deleteKv: db.prepare('DELETE FROM kv WHERE session_id = ?'),
+    deleteShell: db.prepare('DELETE FROM shell WHERE session_id = ?'),
+    kvAll: db.prepare<[string], { key: string; value: string }>('SELECT key, value FROM kv WHERE session_id = ?'),
+    // Writes are queued; they only land if the session still exists when they do.
+    kvSet: db.prepare('INSERT INTO kv (session_id, key, value) SELECT @sid, @key, @value WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @sid) ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value'),
+    kvDelete: db.prepare('DELETE FROM kv WHERE session_id = ? AND key = ?'),
+    kvCopy: db.prepare('INSERT INTO kv (session_id, key, value) SELECT ?, key, value FROM kv WHERE session_id = ?'),
+    shellGet: db.prepare<[string], { cwd: string | null; env: string | null }>('SELECT cwd, env FROM shell WHERE session_id = ?'),
+    shellSet: db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT @sid, @cwd, @env WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @sid) ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, env = excluded.env'),
+    shellCopy: db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT ?, cwd, env FROM shell WHERE session_id = ?'),
+    counts: db.prepare<[], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions GROUP BY executor_id'),
+    countsFor: db.prepare<[string], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions WHERE environment = ? GROUP BY executor_id'),
+    expired: db.prepare<[string, number], SessionRow>('SELECT * FROM sessions WHERE environment = ? AND last_active_at < ?'),
+    byEnvironment: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE environment = ? ORDER BY last_active_at DESC'),
+    recent: db.prepare<[number], SessionRow & { commands: number }>(
+      'SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY environment ORDER BY last_active_at DESC) AS n FROM sessions) WHERE n <= ? ORDER BY last_active_at DESC',
+    ),
+    totals: db.prepare<[], { environment: string; n: number }>('SELECT environment, COUNT(*) AS n FROM sessions GROUP BY environment'),
+  };
+}
+
 export class SessionStore {
-  /** Shared with the command ledger, so that both commit in one transaction per tick. */
-  readonly db: Database.Database;
+  private db!: Database.Database;
+  private stmt!: ReturnType<typeof prepare>;
+  /** Who else prepares statements on this database (the command ledger): told at each (re)open. */
+  private readonly openHooks: ((db: Database.Database) => void)[] = [];
   private queue: { write: Write; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
   private flushScheduled = false;
-  private readonly stmt;
+  /** Set when a write found the database read-only (SQLite opened it so): reopen when it can write. */
+  private readOnlySince: number | undefined;
+  private lastProbe = 0;
 
-  constructor(file: string) {
+  constructor(private readonly file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    this.db = new Database(file);
+    this.openDb();
+  }
+
+  private openDb(): void {
+    // SQLite opens a file it can't write read-only, without an error; writes then fail.
+    this.db = new Database(this.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
@@ -53,31 +110,48 @@ export class SessionStore {
     // Added after the first release: a store made before it gets the column here.
     const columns = this.db.prepare<[], { name: string }>('PRAGMA table_info(sessions)').all();
     if (!columns.some((c) => c.name === 'commands')) this.db.exec('ALTER TABLE sessions ADD COLUMN commands INTEGER NOT NULL DEFAULT 0');
-    this.stmt = {
-      get: this.db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
-      insert: this.db.prepare('INSERT INTO sessions (id, environment, label, created_at, last_active_at, executor_id) VALUES (?, ?, ?, ?, ?, ?)'),
-      rebind: this.db.prepare('UPDATE sessions SET executor_id = ?, last_active_at = ? WHERE id = ?'),
-      touch: this.db.prepare('UPDATE sessions SET last_active_at = MAX(last_active_at, ?), commands = commands + ? WHERE id = ?'),
-      delete: this.db.prepare('DELETE FROM sessions WHERE id = ?'),
-      deleteKv: this.db.prepare('DELETE FROM kv WHERE session_id = ?'),
-      deleteShell: this.db.prepare('DELETE FROM shell WHERE session_id = ?'),
-      kvAll: this.db.prepare<[string], { key: string; value: string }>('SELECT key, value FROM kv WHERE session_id = ?'),
-      // Writes are queued; they only land if the session still exists when they do.
-      kvSet: this.db.prepare('INSERT INTO kv (session_id, key, value) SELECT @sid, @key, @value WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @sid) ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value'),
-      kvDelete: this.db.prepare('DELETE FROM kv WHERE session_id = ? AND key = ?'),
-      kvCopy: this.db.prepare('INSERT INTO kv (session_id, key, value) SELECT ?, key, value FROM kv WHERE session_id = ?'),
-      shellGet: this.db.prepare<[string], { cwd: string | null; env: string | null }>('SELECT cwd, env FROM shell WHERE session_id = ?'),
-      shellSet: this.db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT @sid, @cwd, @env WHERE EXISTS (SELECT 1 FROM sessions WHERE id = @sid) ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, env = excluded.env'),
-      shellCopy: this.db.prepare('INSERT INTO shell (session_id, cwd, env) SELECT ?, cwd, env FROM shell WHERE session_id = ?'),
-      counts: this.db.prepare<[], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions GROUP BY executor_id'),
-      countsFor: this.db.prepare<[string], { executor_id: string; n: number }>('SELECT executor_id, COUNT(*) AS n FROM sessions WHERE environment = ? GROUP BY executor_id'),
-      expired: this.db.prepare<[string, number], SessionRow>('SELECT * FROM sessions WHERE environment = ? AND last_active_at < ?'),
-      byEnvironment: this.db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE environment = ? ORDER BY last_active_at DESC'),
-      recent: this.db.prepare<[number], SessionRow & { commands: number }>(
-        'SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY environment ORDER BY last_active_at DESC) AS n FROM sessions) WHERE n <= ? ORDER BY last_active_at DESC',
-      ),
-      totals: this.db.prepare<[], { environment: string; n: number }>('SELECT environment, COUNT(*) AS n FROM sessions GROUP BY environment'),
-    };
+    this.stmt = prepare(this.db);
+    for (const hook of this.openHooks) hook(this.db);
+  }
+
+  /**
+   * The command ledger shares this database, so that both commit in one transaction per tick;
+   * `hook` runs now and again whenever the store reopens the file (after a read-only spell).
+   */
+  onOpen(hook: (db: Database.Database) => void): void {
+    this.openHooks.push(hook);
+    hook(this.db);
+  }
+
+  /** After a read-only failure: once the files can be written again, open them afresh. */
+  private reopenIfWritable(): void {
+    if (this.readOnlySince === undefined || Date.now() - this.lastProbe < REOPEN_PROBE_MS) return;
+    this.lastProbe = Date.now();
+    try {
+      for (const f of [path.dirname(this.file), this.file, `${this.file}-wal`, `${this.file}-shm`]) {
+        if (f === path.dirname(this.file) || fs.existsSync(f)) fs.accessSync(f, fs.constants.W_OK);
+      }
+    } catch {
+      return;
+    }
+    // Close first: connections of one process to one file share SQLite's lock and shared-memory
+    // state, so a new one opened beside the read-only one would be read-only too.
+    this.db.close();
+    this.openDb();
+    this.readOnlySince = undefined;
+  }
+
+  /** Runs a write; the disk refusing it becomes -32007 (and a read-only store starts probing). */
+  private writing<T>(fn: () => T): T {
+    this.reopenIfWritable();
+    try {
+      return fn();
+    } catch (err) {
+      const e = storageError(err);
+      if (!e) throw err;
+      if (e.data?.reason === 'read-only') this.readOnlySince ??= Date.now();
+      throw e;
+    }
   }
 
   get(sessionId: string): StoredSession | undefined {
@@ -95,7 +169,8 @@ export class SessionStore {
    */
   open(req: OpenSessionRequest, newId: () => string, copyWorkspace: (from: StoredSession, to: StoredSession) => void): OpenSessionResult {
     const now = Date.now();
-    return this.db.transaction((): OpenSessionResult => {
+    let touch: string | undefined;
+    const result = this.writing(() => this.db.transaction((): OpenSessionResult => {
       const existing = req.sessionId ? this.get(req.sessionId) : undefined;
       if (req.mode === 'fork') {
         if (!req.sessionId) throw new ContinuumError('INVALID_PARAMS', 'invalid params: mode "fork" needs the sessionId of the session to fork', { issues: [{ path: ['sessionId'], message: 'required for fork' }] });
@@ -112,14 +187,27 @@ export class SessionStore {
         this.checkEnvironment(existing, req.environment);
         let executorId = existing.executorId;
         // A replica that no longer exists (config shrank): rebind to the least loaded one.
-        if (req.replicas.length > 0 && !req.replicas.includes(executorId)) executorId = this.leastLoaded(req.environment, req.candidates);
-        this.stmt.rebind.run(executorId, now, existing.sessionId);
+        if (req.replicas.length > 0 && !req.replicas.includes(executorId)) {
+          executorId = this.leastLoaded(req.environment, req.candidates);
+          this.stmt.rebind.run(executorId, now, existing.sessionId);
+        } else {
+          // A plain join writes nothing it needs: it still works on a full or read-only disk.
+          touch = existing.sessionId;
+        }
         return { session: { ...existing, executorId, lastActiveAt: now }, action: 'joined' };
       }
       if (req.mode === 'join') throw new ContinuumError('SESSION_NOT_FOUND', `session ${req.sessionId ?? '(none given)'} not found; connect with mode "auto" or "new" to create it`);
       const created = this.insert(req.sessionId ?? newId(), req.environment, req.label ?? null, req.candidates, now);
       return { session: created, action: 'created' };
-    })();
+    })());
+    if (touch !== undefined) {
+      try {
+        this.touch([touch], now);
+      } catch (err) {
+        if (!(err instanceof ContinuumError) || err.code !== 'CONTINUUM_STORAGE_UNAVAILABLE') throw err;
+      }
+    }
+    return result;
   }
 
   private checkEnvironment(session: StoredSession, environment: string): void {
@@ -146,24 +234,27 @@ export class SessionStore {
   }
 
   delete(sessionId: string): void {
-    this.db.transaction(() => {
-      this.stmt.delete.run(sessionId);
-      this.stmt.deleteKv.run(sessionId);
-      this.stmt.deleteShell.run(sessionId);
-    })();
+    this.writing(() =>
+      this.db.transaction(() => {
+        this.stmt.delete.run(sessionId);
+        this.stmt.deleteKv.run(sessionId);
+        this.stmt.deleteShell.run(sessionId);
+      })(),
+    );
   }
 
   /** Marks sessions active at `at`, adding the commands the edge routed to them since the last touch. */
   touch(sessionIds: string[], at: number, commands: Record<string, number> = {}): void {
-    this.db.transaction(() => {
-      for (const id of sessionIds) {
-        const n = commands[id];
-        this.stmt.touch.run(at, typeof n === 'number' && n > 0 ? Math.floor(n) : 0, id);
-      }
-    })();
+    this.writing(() =>
+      this.db.transaction(() => {
+        for (const id of sessionIds) {
+          const n = commands[id];
+          this.stmt.touch.run(at, typeof n === 'number' && n > 0 ? Math.floor(n) : 0, id);
+        }
+      })(),
+    );
   }
 
-  /** The most recently active sessions of each environment (at most `perEnvironment`), with their command counts. */
   recent(perEnvironment: number): (StoredSession & { commands: number })[] {
     return this.stmt.recent.all(perEnvironment).map((r) => ({ ...toSession(r), commands: r.commands }));
   }
@@ -227,9 +318,13 @@ export class SessionStore {
     this.queue = [];
     if (batch.length === 0) return;
     try {
-      const results = this.db.transaction(() => batch.map((item) => item.write()))();
+      const results = this.writing(() => this.db.transaction(() => batch.map((item) => item.write()))());
       batch.forEach((item, i) => item.resolve(results[i]));
     } catch (err) {
+      if (err instanceof ContinuumError) {
+        for (const item of batch) item.reject(err);
+        return;
+      }
       const e = new ContinuumError('INTERNAL', `the session store could not write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { retryable: true }, { cause: err });
       for (const item of batch) item.reject(e);
     }

@@ -28,6 +28,9 @@ export interface PoolEvents {
   onUp(link: ExecutorLink, previousPid: number | null): void;
 }
 
+const PAUSE = Buffer.from([1]);
+const RESUME = Buffer.from([0]);
+
 const leadCache = new Map<string, Buffer>();
 function leadFor(sessionId: string): Buffer {
   let lead = leadCache.get(sessionId);
@@ -74,6 +77,12 @@ export class ExecutorPool {
     link.socket.send(FrameKind.Request, tag, raw, link.status.service ? serviceLead(sessionId, environment) : leadFor(sessionId));
     link.inflight.add(tag);
     return link;
+  }
+
+  /** Pauses or resumes the streamed output of request `tag` at the executor. */
+  flow(executorId: string, tag: number, pause: boolean): void {
+    const link = this.links.get(executorId);
+    if (link?.socket?.open && link.inflight.has(tag)) link.socket.send(FrameKind.Flow, tag, pause ? PAUSE : RESUME);
   }
 
   /** Reconnects to `pid` later, as long as the supervisor still says it runs. */

@@ -143,7 +143,8 @@ const server = http.createServer((req, res) => {
   proxyRequest(paths.dashboardSocket, req, res);
 });
 
-const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.frameHardBytes, perMessageDeflate: false });
+// UTF-8 is checked by the router, which answers -32700 instead of closing with 1007.
+const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.frameHardBytes, perMessageDeflate: false, skipUTF8Validation: true });
 
 server.on('upgrade', (req, socket, head) => {
   socket.on('error', () => undefined);
@@ -189,6 +190,7 @@ server.on('upgrade', (req, socket, head) => {
     };
     ws.on('message', (data: Buffer, isBinary) => router.onMessage(conn, data, isBinary));
     ws.on('close', () => router.onClose(conn));
+    socket.on('drain', () => router.onDrain(conn));
     ws.on('error', () => undefined);
   });
 });

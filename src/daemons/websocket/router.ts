@@ -2,6 +2,7 @@
 // executor as the same bytes; the executor's answer goes back to the client as it came.
 // Only session.* and command.* (the ledger) are served here, with the session daemon's help;
 // other commands are dispatched once their ledger entry is durable (ledger-gate.ts).
+import { isUtf8 } from 'node:buffer';
 import type WebSocket from 'ws';
 import type { Frame } from '../../bus/frame-codec.js';
 import { FrameKind, ResponseFlags } from '../../bus/frame-codec.js';
@@ -15,6 +16,7 @@ import type { ExecutorStatus, ExitRecord } from '../../protocol/internal.js';
 import type { MethodDescriptor } from '../../protocol/method.js';
 import { commandList, commandStatus } from '../../protocol/methods/command.js';
 import { BROWSER_DEFAULT_TIMEOUT_MS, methodsByName } from '../../protocol/methods/index.js';
+import { Backpressure } from './backpressure.js';
 import type { ExecutorLink, ExecutorPool } from './executor-pool.js';
 import { LedgerGate, type Tracked } from './ledger-gate.js';
 import type { LedgerWriter } from './ledger-writer.js';
@@ -49,6 +51,8 @@ interface Inflight {
   start: number;
   deadline: number;
   tracked: Tracked | undefined;
+  /** Its streamed output is paused until the client reads (see backpressure.ts). */
+  paused: boolean;
 }
 
 /** How long in-flight requests of a dead executor wait for the supervisor to say why it died. */
@@ -86,6 +90,7 @@ export class Router {
   private readonly shellDefaultTimeout: Map<string, number>;
   /** The command ledger around dispatch; undefined when it is turned off. */
   private readonly ledger: LedgerGate | undefined;
+  private readonly backpressure: Backpressure;
 
   constructor(
     private readonly config: Config,
@@ -102,7 +107,11 @@ export class Router {
     this.ledger = writer ? new LedgerGate(config, writer, hooks) : undefined;
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
-    setInterval(() => this.sweepDeadlines(), 250).unref();
+    this.backpressure = new Backpressure(config.limits, pool);
+    setInterval(() => {
+      this.sweepDeadlines();
+      this.backpressure.sweep();
+    }, 250).unref();
     // Touch often enough that an active session can't look idle to the expiry sweep, and that
     // the dashboard's "last active" and "commands" are at most a second behind.
     const shortestIdle = Math.min(...config.environments.map((e) => e.sessionIdleMs));
@@ -128,6 +137,11 @@ export class Router {
       this.reply(conn, errorFrame(id, new ContinuumError('PAYLOAD_TOO_LARGE', `payload too large: ${data.length} bytes is over the ${this.config.limits.frameSoftBytes}-byte limit; send less per request`, { limit: this.config.limits.frameSoftBytes })));
       return;
     }
+    // ws leaves UTF-8 to us (skipUTF8Validation), so a bad frame costs an error, not the connection.
+    if (!isUtf8(data)) {
+      this.reply(conn, errorFrame(sniffId(data.subarray(0, 4096).toString('utf8')), new ContinuumError('PARSE_ERROR', 'parse error: the frame is not valid UTF-8; send JSON-RPC as UTF-8 text')));
+      return;
+    }
     const parsed = parseRequest(data.toString('utf8'));
     if (!parsed.ok) {
       this.reply(conn, errorFrame(parsed.id, parsed.error));
@@ -138,7 +152,7 @@ export class Router {
     const { request, id } = parsed;
     const method = methodsByName.get(request.method);
     if (!method) {
-      this.reply(conn, errorFrame(id, new ContinuumError('METHOD_NOT_FOUND', `method "${request.method}" not found; system.commands lists the commands`)));
+      this.reply(conn, errorFrame(id, new ContinuumError('METHOD_NOT_FOUND', `method "${request.method.slice(0, 100)}" not found; system.commands lists the commands`)));
       return;
     }
     if (SESSION_METHODS.has(method.name)) {
@@ -214,7 +228,7 @@ export class Router {
         ? Math.max(typeof p?.timeoutMs === 'number' ? p.timeoutMs : BROWSER_DEFAULT_TIMEOUT_MS, this.config.limits.defaultTimeoutMs)
         : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
-    this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: target, start: now, deadline: now + budget + DEADLINE_GRACE_MS, tracked });
+    this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: target, start: now, deadline: now + budget + DEADLINE_GRACE_MS, tracked, paused: false });
     this.commandCounts.set(binding.sessionId, (this.commandCounts.get(binding.sessionId) ?? 0) + 1);
     if (tracked) this.ledger!.dispatched(tracked, now);
   }
@@ -222,7 +236,10 @@ export class Router {
   onExecutorFrame(link: ExecutorLink, frame: Frame): void {
     if (frame.kind === FrameKind.Notify) {
       const entry = this.inflight.get(frame.tag);
-      if (entry && entry.conn.ws.readyState !== CLOSED) entry.conn.ws.send(frame.payload, { binary: false });
+      if (entry && entry.conn.ws.readyState !== CLOSED) {
+        entry.conn.ws.send(frame.payload, { binary: false });
+        this.backpressure.afterNotify(frame.tag, entry);
+      }
       return;
     }
     if (frame.kind !== FrameKind.Response) return;
@@ -230,6 +247,7 @@ export class Router {
     link.inflight.delete(frame.tag);
     if (!entry) return;
     this.inflight.delete(frame.tag);
+    this.backpressure.forget(frame.tag, entry);
     entry.conn.inflight--;
     const isError = frame.payload[0] === ResponseFlags.Error;
     const body = frame.payload.subarray(1);
@@ -238,6 +256,7 @@ export class Router {
       // An executor's chunk often holds many answers for one connection: send them together.
       conn.cork.hold();
       conn.ws.send(body, { binary: false });
+      this.backpressure.afterAnswer(conn);
     }
     if (entry.tracked) this.ledger!.answered(entry as Inflight & { tracked: Tracked }, isError, body);
     let code: number | undefined;
@@ -299,7 +318,13 @@ export class Router {
     }
   }
 
+  /** The client's socket took all it was given (it is reading). */
+  onDrain(conn: ClientConnection): void {
+    this.backpressure.onDrain(conn);
+  }
+
   onClose(conn: ClientConnection): void {
+    this.backpressure.onClose(conn);
     this.unbind(conn);
     // Answers for this connection's requests will find nobody; drop their entries now,
     // except ledgered ones: their answers are recorded, for a resend or command.status.
@@ -315,6 +340,7 @@ export class Router {
     const entry = this.inflight.get(tag);
     if (!entry) return;
     this.inflight.delete(tag);
+    this.backpressure.forget(tag, entry);
     entry.conn.inflight--;
     this.reply(entry.conn, errorFrame(entry.id, error));
     // A lost command is recorded once its reason is known (LedgerGate.lost); a timed-out one now.

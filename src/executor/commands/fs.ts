@@ -25,6 +25,11 @@ function fsError(err: unknown, p: string): never {
       throw new ContinuumError('INVALID_PARAMS', `"${p}" is a folder; use fs.list`, { issues: [{ path: ['path'], message: 'is a directory' }], errno: code });
     case 'ENOTDIR':
       throw new ContinuumError('INVALID_PARAMS', `a part of "${p}" is not a folder`, { issues: [{ path: ['path'], message: 'not a directory' }], errno: code });
+    case 'ENAMETOOLONG':
+      throw new ContinuumError('INVALID_PARAMS', `the path "${p.slice(0, 100)}…" is too long for the file system`, { issues: [{ path: ['path'], message: 'too long' }], errno: code });
+    case 'ERR_INVALID_ARG_VALUE':
+    case 'ERR_INVALID_ARG_TYPE':
+      throw new ContinuumError('INVALID_PARAMS', 'invalid path: it contains a NUL byte', { issues: [{ path: ['path'], message: 'contains a NUL byte' }], errno: code });
     case 'EACCES':
     case 'EPERM':
     case 'ELOOP':
@@ -32,7 +37,12 @@ function fsError(err: unknown, p: string): never {
     case 'ENOSPC':
     case 'EDQUOT':
     case 'EROFS':
-      throw new ContinuumError('INTERNAL', `cannot write "${p}": the workspace is full or read-only (${code})`, { errno: code });
+      throw new ContinuumError('STORAGE_UNAVAILABLE', `cannot write "${p}": the workspace's disk is ${code === 'EROFS' ? 'read-only' : 'full'} (${code}); reads still work; retry once the disk is fixed`, {
+        retryable: true,
+        retryAfterMs: 1_000,
+        reason: code === 'EROFS' ? 'read-only' : 'disk-full',
+        errno: code,
+      });
     default:
       throw new ContinuumError('INTERNAL', `file operation on "${p}" failed: ${code ?? (err as Error).message}`, { errno: code });
   }

@@ -170,6 +170,16 @@ export async function exec(params: ExecParams, ctx: CommandContext) {
     stderr.push(c);
     forward('stderr', c);
   });
+  // A client that stops reading pauses our reading of the pipes; the command then blocks
+  // on write, so its output never piles up here or at the edge.
+  const stopFlow = params.stream
+    ? ctx.onFlow((paused) => {
+        for (const s of [child.stdout!, child.stderr!]) {
+          if (paused) s.pause();
+          else s.resume();
+        }
+      })
+    : () => undefined;
   const fd3 = child.stdio[3] as NodeJS.ReadableStream;
   fd3.on('data', (c: Buffer) => dump.push(c));
   child.stdin!.on('error', () => {
@@ -187,6 +197,8 @@ export async function exec(params: ExecParams, ctx: CommandContext) {
     child.once('exit', (c, s) => resolve({ code: c, signal: s }));
   });
   clearTimeout(timer);
+  stopFlow();
+  for (const s of [child.stdout!, child.stderr!]) s.resume();
   // Background children may hold our pipes open; give them a moment, then end the group.
   await new Promise<void>((resolve) => {
     let open = 3;
