@@ -30,8 +30,9 @@ export class SessionDaemonClient {
   }
 
   async call<T>(method: string, params: unknown, timeoutMs?: number): Promise<T> {
-    const link = await this.get();
     try {
+      // Inside the try: the daemon can die while the link is being (re)made, too.
+      const link = await this.get();
       return await link.call<T>(method, params, timeoutMs);
     } catch (err) {
       // The daemon died mid-call: to a client that is the daemon being unavailable.

@@ -76,6 +76,8 @@ export class ManagedChild {
   promoted = false;
   /** How the previous process ended, for the ledger's `lost` reasons. */
   lastExit: ExitRecord | null = null;
+  /** Cgroups of exited processes being removed (a dead tree leaves its cgroup a moment later). */
+  private readonly cgroupRemovals = new Set<Promise<void>>();
   /** The running process (its sandbox, cgroup). */
   private current: SpawnedChild | undefined;
   /** The executor's latest report on its own isolation. */
@@ -163,7 +165,7 @@ export class ManagedChild {
         const { code, signal } = exitOf(rawCode, rawSignal, confined);
         const oomKilled = signal === 'SIGKILL' && !this.killedFor && (spawned.cgroup?.oomKills() ?? 0) > this.oomReported;
         spawned.cgroup?.kill();
-        void spawned.cgroup?.remove().catch((err: Error) => this.logs.write('server', { level: 40, msg: 'could not remove a cgroup', component: 'supervisor', error: err.message }));
+        this.removeCgroup(spawned, (err) => this.logs.write('server', { level: 40, msg: 'could not remove a cgroup', component: 'supervisor', error: err.message }));
         if (this.current === spawned) this.current = undefined;
         const info: ExitInfo = { code, signal, uptimeMs: Date.now() - this.startedAt, killedFor: this.killedFor, pid: spawned.pid, oomKilled };
         this.lastExit = { pid: spawned.pid, code, signal, killedFor: this.killedFor ?? null };
@@ -243,6 +245,7 @@ export class ManagedChild {
     this.state = 'stopped';
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) {
       this.reapProcessGroups();
+      await Promise.all(this.cgroupRemovals);
       return;
     }
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
@@ -252,6 +255,15 @@ export class ManagedChild {
     const timer = setTimeout(() => (spawned ? spawned.killTree() : proc.kill('SIGKILL')), this.spec.shutdownMs);
     await exited;
     clearTimeout(timer);
+    // The cgroup goes once the kernel lets go of the dead tree: the supervisor must not exit first.
+    await Promise.all(this.cgroupRemovals);
+  }
+
+  private removeCgroup(child: SpawnedChild, onError: (err: Error) => void): void {
+    const removal = child.cgroup?.remove().catch(onError);
+    if (!removal) return;
+    this.cgroupRemovals.add(removal);
+    void removal.finally(() => this.cgroupRemovals.delete(removal));
   }
 
   /** Boots a standby process for this child, unless one exists. It waits for 'activate'. */
@@ -270,7 +282,7 @@ export class ManagedChild {
       if ((raw as { t?: unknown } | null)?.t === 'standby') void spare.pidKnown.then(() => (spare.ready = true));
     });
     spare.proc.once('exit', () => {
-      void spare.cgroup?.remove().catch(() => undefined);
+      this.removeCgroup(spare, () => undefined);
       if (this.standby === spare) this.standby = undefined;
     });
   }

@@ -2,6 +2,7 @@
 // kernel and the environment's log says "memory limit"; a fork bomb stops at `pids`; a busy
 // loop is throttled to the `cpu` share. Each leaves the executor serving.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -13,11 +14,17 @@ import { bwrapMissing, CONFINED, record, useEscapeTree } from './support/escape.
 const LIMIT = { timeout: 120_000 };
 const MiB = 1024 * 1024;
 
-/** The host directory of an executor's cgroup for a v1 controller (or the v2 one). */
-function cgroupDir(controller: string, executorId: string): string | undefined {
+/** The prefix of the cgroups of the tree at `home` (the launcher names them after a hash of its home). */
+function treeCgroupPrefix(home: string): string {
+  return `continuum-${createHash('sha256').update(home).digest('hex').slice(0, 10)}-`;
+}
+
+/** The host directory of an executor's cgroup of this test's tree, for a v1 controller (or the v2 one). */
+function cgroupDir(home: string, controller: string, executorId: string): string | undefined {
+  const prefix = treeCgroupPrefix(home);
   const own = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[1] === controller || (controller === '' && f[1] === ''));
   const base = controller ? path.join('/sys/fs/cgroup', controller, own?.[2] ?? '/') : path.join('/sys/fs/cgroup', own?.[2] ?? '/');
-  const dir = fs.readdirSync(base).find((d) => d.startsWith('continuum-') && d.includes(`-${executorId}-`) && fs.existsSync(path.join(base, d, 'cgroup.procs')) && fs.readFileSync(path.join(base, d, 'cgroup.procs'), 'utf8').trim() !== '');
+  const dir = fs.readdirSync(base).find((d) => d.startsWith(prefix) && d.startsWith(`${prefix}${executorId}-`) && fs.existsSync(path.join(base, d, 'cgroup.procs')) && fs.readFileSync(path.join(base, d, 'cgroup.procs'), 'utf8').trim() !== '');
   return dir ? path.join(base, dir) : undefined;
 }
 
@@ -64,7 +71,7 @@ describe('escape suite: resource limits', { skip: bwrapMissing() }, () => {
     for (const env of CONFINED) {
       // The bomb runs while bash waits; when the command ends, its sandbox (and the bomb) goes.
       await sh(env, ':(){ :|:& };: ; sleep 3', { timeoutMs: 10_000 });
-      const dir = cgroupDir(v2 ? '' : 'pids', `${env}-0`);
+      const dir = cgroupDir(tree().home, v2 ? '' : 'pids', `${env}-0`);
       assert.ok(dir, `${env}: the executor has a pids cgroup`);
       assert.equal(Number(fs.readFileSync(path.join(dir, 'pids.max'), 'utf8')), 64);
       assert.ok(Number(/max (\d+)/.exec(fs.readFileSync(path.join(dir, 'pids.events'), 'utf8'))?.[1] ?? 0) > 0, `${env}: the fork bomb never hit pids.max`);
@@ -75,12 +82,20 @@ describe('escape suite: resource limits', { skip: bwrapMissing() }, () => {
 
   test('cpu: a busy loop is throttled to its share', LIMIT, async () => {
     for (const env of CONFINED) {
-      const dir = cgroupDir(v2 ? '' : 'cpu', `${env}-0`)!;
+      const dir = cgroupDir(tree().home, v2 ? '' : 'cpu', `${env}-0`)!;
       const stat = () => Object.fromEntries(fs.readFileSync(path.join(dir, 'cpu.stat'), 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)]));
       const before = stat();
-      await sh(env, 'timeout 2 sh -c "while :; do :; done"; true');
-      const after = stat();
-      assert.ok(after.nr_throttled! > before.nr_throttled!, `${env}: not throttled: ${JSON.stringify({ before, after })}`);
+      // Throttling shows once the loop has used its share of a period; on a busy machine the
+      // loop may get little CPU at first, so watch for it, then stop the loop from the host.
+      const sessionId = `cpu-${env}`;
+      const loop = sh(env, 'rm -f stop; timeout 20 sh -c "while [ ! -e stop ]; do :; done"; true', { sessionId, timeoutMs: 30_000 });
+      const stop = () => fs.writeFileSync(path.join(tree().home, 'workspaces', env, sessionId, 'stop'), '');
+      const after = await waitFor(() => {
+        const now = stat();
+        return now.nr_throttled! > before.nr_throttled! ? now : undefined;
+      }, 20_000, `${env}: throttling (before: ${JSON.stringify(before)})`).finally(() => waitFor(() => fs.existsSync(path.join(tree().home, 'workspaces', env, sessionId)) || undefined, 5_000, 'the workspace').then(stop, () => undefined));
+      assert.ok(after.throttled_time! > before.throttled_time! || after.throttled_usec! > before.throttled_usec!, `${env}: throttled with no throttled time: ${JSON.stringify({ before, after })}`);
+      await loop;
       record('busy loop (cpu throttled)', env, true);
     }
   });

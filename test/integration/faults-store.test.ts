@@ -6,6 +6,7 @@
 //   once space returns;
 // - the store read-only when the session daemon (re)starts: the same, with reason read-only.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -178,7 +179,15 @@ describe('faults: the store disk full (tmpfs as <home>)', skipWithoutMounts(), (
     assert.deepEqual(ok(await c.call('state.get', { key: 'kept' }), 'state.get'), { value: { v: 1 } });
     assert.deepEqual(ok(await c.call('state.get', { key: 'big' }), 'state.get big'), { value: null });
     assert.equal((ok(await c.call('fs.read', { path: 'kept.txt' }), 'fs.read') as { content: string }).content, 'kept');
-    assert.equal((ok(await c.call('shell.exec', { command: 'cat kept.txt' }), 'shell.exec') as { stdout: string }).stdout, 'kept');
+    // shell.exec changes things, so the command ledger records it before it runs: on the full
+    // disk it is refused (-32007, not run) unless its entry fits in pages SQLite already has.
+    const exec = await c.call('shell.exec', { command: 'echo ran >> exec-ran.txt; cat kept.txt' });
+    if (exec.error) {
+      storageError(exec, 'disk-full', 'shell.exec (its ledger entry)');
+      assert.equal(fs.existsSync(path.join(tree.home, 'workspaces', 'remote', 'full', 'exec-ran.txt')), false, 'a refused shell.exec must not have run');
+    } else {
+      assert.equal((exec.result as { stdout: string }).stdout, 'kept');
+    }
     ok(await other.call('session.join', { sessionId: 'full' }), 'session.join of an existing session');
     assert.deepEqual(ok(await other.call('state.get', { key: 'kept' }), 'state.get on the joined connection'), { value: { v: 1 } });
     const remote0 = await tree.row('remote-0');
@@ -199,7 +208,7 @@ describe('faults: the store disk full (tmpfs as <home>)', skipWithoutMounts(), (
     await tree.waitRunning('remote-0', r0.pid);
     assert.equal((ok(await until(() => c.call('state.get', { key: 'big' })), 'state.get') as { value: string }).value.length, big.length);
     assert.deepEqual((await pidsOf(tree)).filter((p) => !p.startsWith('remote-0:')), pidsBefore.filter((p) => !p.startsWith('remote-0:')));
-    console.log(`# store disk full: tmpfs 16 MiB as <home>, filler ${filled} bytes; every write refused with -32007 disk-full (${smallFailed}/20 small state.set refused; any others fit in pages SQLite already had); reads, join and shell ok; recovered ${recoveryMs} ms after space returned; no crash`);
+    console.log(`# store disk full: tmpfs 16 MiB as <home>, filler ${filled} bytes; every write refused with -32007 disk-full (${smallFailed}/20 small state.set refused; any others fit in pages SQLite already had); reads and join ok, shell.exec ${exec.error ? 'refused by the ledger' : 'ran'}; recovered ${recoveryMs} ms after space returned; no crash`);
   });
 });
 

@@ -2,7 +2,7 @@
 // stop/start, a config-defined environment, config errors, doctor and run.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -23,6 +23,27 @@ const EXPECTED_NAMES = [
   'continuum-agent-executor',
   'continuum-persona-executor',
 ];
+
+/** Every cgroup the tree at `home` made (named after a hash of its home), in every hierarchy. */
+function treeCgroups(home: string): string[] {
+  const prefix = `continuum-${createHash('sha256').update(home).digest('hex').slice(0, 10)}-`;
+  const found: string[] = [];
+  const walk = (dir: string, depth: number): void => {
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      if (e.name.startsWith(prefix)) found.push(path.join(dir, e.name));
+      else if (depth < 3 && !e.name.startsWith('continuum-')) walk(path.join(dir, e.name), depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 0);
+  return found;
+}
 
 /** Runs the real `ps -eo pid,args` and returns pid → args. */
 function systemPs(): Map<number, string> {
@@ -189,6 +210,7 @@ describe('stopping', () => {
       assert.ok((await pending) instanceof Error, 'the pending command should fail when the tree stops');
       await client.close();
       assert.ok(!fs.existsSync(path.join(tree.home, 'run', 'supervisor.json')), 'supervisor.json was left behind');
+      assert.deepEqual(treeCgroups(tree.home), [], 'the tree left cgroups behind');
     } finally {
       await stopTree(tree);
     }

@@ -103,7 +103,10 @@ export class LedgerGate {
       existing = await this.writer.accept({ op: 'accept', s: binding.sessionId, r: requestId, scope: scoped ? 'request' : 'connection', env: binding.environment, m: method.name, ex: binding.executorId, at: Date.now() });
     } catch (err) {
       this.open.delete(key);
-      const e = new ContinuumError('EXECUTOR_UNAVAILABLE', `the command ledger is unavailable (${(err as Error).message}); nothing was run; retry shortly`, { retryable: true, retryAfterMs: 200 });
+      // A disk that refuses the entry is the client's -32007 (the store says why); anything else, a retryable -32003.
+      const e = err instanceof ContinuumError && err.code === 'CONTINUUM_STORAGE_UNAVAILABLE'
+        ? new ContinuumError('STORAGE_UNAVAILABLE', `the command ledger cannot record the request, so it was not run: ${err.message}`, err.data)
+        : new ContinuumError('EXECUTOR_UNAVAILABLE', `the command ledger is unavailable (${(err as Error).message}); nothing was run; retry shortly`, { retryable: true, retryAfterMs: 200 });
       this.answerAll(conn, tracked, errorFrame(id, e));
       this.drop(tracked);
       this.hooks.log(binding, conn, id, method.name, 'unavailable', e.rpcCode);
