@@ -26,6 +26,8 @@ const LEAD_TIMEOUT_MS = 10_000;
 const HEADERS_TIMEOUT_MS = 15_000;
 /** Connection-level headers a proxy must not pass on (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+/** How this proxy names itself in Proxy-Status (RFC 9209). */
+export const PROXY_STATUS_NAME = 'continuum-egress';
 const CONNECT_TARGET = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]/@]+):(\d{1,5})$/;
 
 interface Target {
@@ -236,7 +238,7 @@ export class EgressProxy {
     this.log(status, reason, t, refusal);
     if (res.headersSent) return void res.destroy();
     const body = `Continuum egress proxy: ${reason}\n`;
-    res.writeHead(status, text, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.writeHead(status, text, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'proxy-status': proxyStatus(status, reason), connection: 'close' });
     res.end(body);
   }
 
@@ -253,6 +255,22 @@ export class EgressProxy {
 
 function statusText(r: EgressRefusal): string {
   return { 403: 'Forbidden by egress policy', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }[r.status];
+}
+
+/**
+ * The RFC 9209 Proxy-Status of an answer the proxy made itself: a client that sends plain
+ * http:// through us (Chromium) sees it as the origin's response otherwise.
+ */
+function proxyStatus(status: number, reason: string): string {
+  const error =
+    status === 403 ? 'destination_ip_prohibited'
+    : status === 504 ? 'connection_timeout'
+    : status === 503 ? 'proxy_internal_error'
+    : status !== 502 ? 'http_request_error'
+    : /ECONNREFUSED/.test(reason) ? 'connection_refused'
+    : /cannot resolve|has no address/.test(reason) ? 'dns_error'
+    : 'destination_unavailable';
+  return `${PROXY_STATUS_NAME}; error=${error}; details=${JSON.stringify(reason.replace(/[^\x20-\x7e]/g, '?'))}`;
 }
 
 function fields(t: Target): Record<string, unknown> {

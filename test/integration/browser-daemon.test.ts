@@ -141,6 +141,29 @@ describeWithChromium('browser daemon: commands, isolation and policy', () => {
     assert.equal(await c.browser.evaluate('location.href'), 'about:blank');
   });
 
+  test("redirects off the allowlist are refused by the environment's egress proxy before they reach the host", async () => {
+    const c = await client('agent');
+    const sessionId = c.session.sessionId;
+    const before = elsewhere.hits();
+    const nav = await rpcError(c.browser.navigate(`${home()}redirect-out`));
+    assert.equal(nav.rpcCode, -32002, nav.message);
+    assert.match(nav.message, new RegExp(`127\\.0\\.0\\.1:${elsewhere.port}/landed.*redirected there from`));
+    assert.equal(await c.browser.evaluate('location.href'), 'about:blank');
+
+    const page = await c.browser.navigate(`${home()}redirects-subresource`);
+    assert.equal(page.status, 200);
+    assert.deepEqual(await c.browser.evaluate('window.done'), ['error', 'error'], 'the image and the fetch both failed');
+    assert.equal(elsewhere.hits(), before, 'no connection reached the other server, navigation or subresource');
+
+    const record = (fields: Record<string, unknown>) => (l: Record<string, unknown>) => Object.entries(fields).every(([k, v]) => l[k] === v);
+    // The proxy denied each redirected request (the navigation, the image, the fetch), naming the session.
+    const denied = record({ component: 'egress-proxy', msg: 'egress denied', sessionId, method: 'GET', host: '127.0.0.1', port: elsewhere.port, status: 403 });
+    await waitFor(() => (tree.logLines('agent').filter(denied).length >= 3 ? true : undefined), 10_000, 'three egress denials for the session in agent.log');
+    // The loopback site itself went through the proxy too (Chromium did not bypass it for loopback).
+    const allowed = record({ component: 'egress-proxy', msg: 'egress allowed', sessionId, host: '127.0.0.1', port: site.port });
+    assert.ok(tree.logLines('agent').some(allowed), 'the allowed loopback site was reached through the egress proxy');
+  });
+
   test('remote and server policies leave browser.* out by default', async () => {
     for (const env of ['remote', 'server']) {
       const c = await client(env);

@@ -119,6 +119,9 @@ fetch('http://127.0.0.1:${allowed.port}/undici', { dispatcher: new EnvHttpProxyA
     const byIp = await c.exec(curl(`-w '|%{http_code}' http://127.0.0.1:${other.port}/x`));
     assert.match(byIp.stdout, /is not in this environment's network allowlist\n\|403$/);
     await logRecord('agent', { msg: 'egress denied', sessionId: 'eg-deny', method: 'GET', host: '127.0.0.1', port: other.port, status: 403 });
+    // Its own answers say so (RFC 9209), so a client can tell them from the origin's.
+    const headers = await c.exec(curl(`-D - -o /dev/null http://127.0.0.1:${other.port}/x`));
+    assert.match(headers.stdout, new RegExp(`^proxy-status: continuum-egress; error=destination_ip_prohibited; details="127\\.0\\.0\\.1:${other.port} is not in this environment's network allowlist"\r$`, 'mi'));
     const tunnelByIp = await c.exec(curl(`-p http://127.0.0.1:${other.port}/x`));
     assert.notEqual(tunnelByIp.exitCode, 0);
     assert.match(tunnelByIp.stderr, /CONNECT tunnel failed, response 403/);

@@ -8,6 +8,7 @@ import { ContinuumError } from '../../protocol/errors.js';
 import type { ParamsOf, ResultOf } from '../../protocol/method.js';
 import * as m from '../../protocol/methods/browser.js';
 import type { ServiceCall, ServiceHandler } from '../service-host.js';
+import { PROXY_STATUS_NAME } from '../../sandbox/egress-proxy.js';
 import { withDeadline } from './deadline.js';
 import type { SessionBrowser, SessionContexts } from './session-contexts.js';
 import { checkUrl, forbidden, parseNavigationUrl } from './url-policy.js';
@@ -55,8 +56,16 @@ export function browserHandlers(contexts: SessionContexts, artifactsDir: string)
       const decision = await checkUrl(url, s.policy);
       if (!decision.allowed) throw forbidden(url, decision.reason);
       const response = await page.goto(url.href, { timeout, waitUntil: p.waitUntil ?? 'load' });
-      // Redirects are followed by Chromium without passing the routing: check where we landed.
+      // Redirects are followed by Chromium without passing the routing; the egress proxy
+      // checks them (and answers plain http:// itself when it refuses), and so does this.
       const landed = new URL(page.url());
+      const proxyError = s.proxied && response ? egressProxyError(await response.allHeaders()) : undefined;
+      if (proxyError) {
+        await page.goto('about:blank').catch(() => undefined);
+        if (proxyError.error === 'destination_ip_prohibited') throw forbidden(landed, landed.href === url.href ? proxyError.details : `redirected there from ${url.href.slice(0, 300)}: ${proxyError.details}`);
+        const reason = PROXY_NET_ERRORS[proxyError.error] ?? 'net::ERR_CONNECTION_FAILED';
+        throw new ContinuumError('INVALID_PARAMS', `browser.navigate could not load the page: ${reason} (egress proxy: ${proxyError.details})`, { reason, issues: [{ path: ['url'], message: reason }] });
+      }
       if (landed.protocol === 'http:' || landed.protocol === 'https:') {
         const after = await checkUrl(landed, s.policy);
         if (!after.allowed) {
@@ -127,6 +136,23 @@ export function browserHandlers(contexts: SessionContexts, artifactsDir: string)
     [m.browserType.name, type as ServiceHandler],
     [m.browserText.name, text as ServiceHandler],
   ]);
+}
+
+/** The egress proxy's failures (RFC 9209 error types), as the net::ERR_* Chromium would give going direct. */
+const PROXY_NET_ERRORS: Record<string, string> = {
+  connection_refused: 'net::ERR_CONNECTION_REFUSED',
+  dns_error: 'net::ERR_NAME_NOT_RESOLVED',
+  connection_timeout: 'net::ERR_CONNECTION_TIMED_OUT',
+};
+
+/** The error of a response the egress proxy made itself, from its Proxy-Status header. */
+function egressProxyError(headers: Record<string, string>): { error: string; details: string } | undefined {
+  const status = headers['proxy-status'];
+  if (!status?.startsWith(`${PROXY_STATUS_NAME};`)) return undefined;
+  const error = /;\s*error=([a-z_]+)/.exec(status)?.[1];
+  if (!error) return undefined;
+  const details = /;\s*details="((?:[^"\\]|\\.)*)"/.exec(status)?.[1]?.replace(/\\(.)/g, '$1') ?? error;
+  return { error, details };
 }
 
 function firstLine(err: unknown): string {

@@ -31,7 +31,7 @@ if (!chromiumInstalled(executablePath)) {
 
 const chromium = new ChromiumHost({ executablePath, launchTimeoutMs: 30_000, watchdogIntervalMs: 5_000, watchdogTimeoutMs: 10_000 }, log);
 const sessions = new SessionDaemonClient(paths.sessionSocket, { role: 'browser-daemon', id: 'browser-daemon', proof: boot.busProof });
-const contexts = new SessionContexts(chromium, sessions, boot.config.environments, log);
+const contexts = new SessionContexts(chromium, sessions, boot.config.environments, log, (env) => paths.egressSocket(env));
 const server = await serveCommands(paths.serviceSocket('browser-daemon'), 'browser-daemon', browserHandlers(contexts, paths.artifacts));
 // Linked early, so that session ends reach us; a link made later works as well.
 sessions.connect().catch((err: Error) => log.warn('session daemon not reachable yet', { error: err.message }));

@@ -2,7 +2,11 @@
 // session's first browser call, kept while the session lives, closed when the session daemon
 // says it ended (closed or expired). A session's calls run one at a time, in order.
 // A context dies with its Chromium; the session's next call gets a fresh one.
+// Under an allowlist, a context's traffic goes through the session's egress forwarder to the
+// environment's egress proxy, the same one as the sandbox's shells: redirects and DNS answers
+// are checked there, at the connection; the routing here gives clear errors first.
 import type { BrowserContext, Page, Route, WebSocketRoute } from 'playwright-core';
+import { EgressForwarders } from '../../bus/egress-forwarder.js';
 import type { SessionDaemonClient } from '../../bus/session-client.js';
 import type { EnvironmentConfig } from '../../config/schema.js';
 import { childLogger, type Logger } from '../../logging/child-log.js';
@@ -24,6 +28,8 @@ export interface SessionBrowser {
   readonly createdAt: number;
   readonly context: BrowserContext;
   readonly policy: EgressPolicy;
+  /** Whether the context's traffic goes through the environment's egress proxy. */
+  readonly proxied: boolean;
   /** Cap of a result's size (the environment's `output.maxBytes`). */
   readonly outputMaxBytes: number;
   /** Requests the policy refused during the current call, to explain a failed navigation. */
@@ -41,17 +47,23 @@ export class SessionContexts {
   private readonly creating = new Set<string>();
   private readonly environments: Map<string, EnvironmentConfig>;
   private readonly sweepTimer: NodeJS.Timeout;
+  /** One set of per-session forwarders per allowlisted environment, made on first use. */
+  private readonly forwarders = new Map<string, EgressForwarders>();
 
   constructor(
     private readonly chromium: ChromiumHost,
     private readonly sessions: SessionDaemonClient,
     environments: readonly EnvironmentConfig[],
     private readonly log: Logger,
+    /** The egress proxy's socket of an environment (`paths.egressSocket`). */
+    private readonly egressSocket: (environment: string) => string,
   ) {
     this.environments = new Map(environments.map((e) => [e.name, e]));
     chromium.onLost((reason) => {
       if (this.entries.size > 0) this.log.warn('browser contexts lost with chromium; sessions get a fresh one at their next call', { contexts: this.entries.size, reason });
       this.entries.clear();
+      // The contexts are gone: their next ones get fresh ports.
+      for (const f of this.forwarders.values()) f.closeAll();
     });
     sessions.onEvent((name, data) => {
       if (name === 'session.ended') this.onEnded(data as SessionEnded);
@@ -96,6 +108,7 @@ export class SessionContexts {
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
     await Promise.all([...this.entries.values()].map((e) => this.drop(e, 'browser daemon stopping')));
+    for (const f of this.forwarders.values()) f.closeAll();
   }
 
   private async attempt<T>(call: ServiceCall, work: (s: SessionBrowser) => Promise<T>, retry: boolean): Promise<T> {
@@ -139,13 +152,15 @@ export class SessionContexts {
       if (!found) throw new ContinuumError('SESSION_NOT_FOUND', `session ${sessionId} not found; it may have been closed or expired`);
       if (found.environment !== call.environment) throw new ContinuumError('SESSION_WRONG_ENVIRONMENT', `session ${sessionId} belongs to another environment`);
       const browser = await this.chromium.get();
-      const context = await browser.newContext({ viewport: VIEWPORT, serviceWorkers: 'block', acceptDownloads: false });
+      const proxy = await this.proxyFor(env, sessionId);
+      const context = await browser.newContext({ viewport: VIEWPORT, serviceWorkers: 'block', acceptDownloads: false, ...(proxy ? { proxy } : {}) });
       const s: SessionBrowser = {
         sessionId,
         environment: env.name,
         createdAt: found.createdAt,
         context,
         policy: EgressPolicy.of(env.sandbox.network),
+        proxied: proxy !== undefined,
         outputMaxBytes: env.output.maxBytes,
         refused: [],
         page: undefined,
@@ -156,6 +171,7 @@ export class SessionContexts {
       await context.routeWebSocket(/.*/, (ws) => this.gateWebSocket(s, ws));
       if (this.endedWhileCreating.get(sessionId) === found.createdAt) {
         await context.close().catch(() => undefined);
+        await this.forwarders.get(env.name)?.release(sessionId);
         throw new ContinuumError('SESSION_NOT_FOUND', `session ${sessionId} was closed`);
       }
       this.entries.set(sessionId, s);
@@ -165,6 +181,20 @@ export class SessionContexts {
       this.creating.delete(sessionId);
       this.endedWhileCreating.delete(sessionId);
     }
+  }
+
+  /**
+   * The context's proxy: the session's forwarder, for an allowlist; none for `host` (direct)
+   * or `none` (the routing refuses everything). `<-loopback>` as the whole bypass list stops
+   * Chromium's implicit direct path to localhost/127.0.0.1, so loopback goes through the
+   * proxy like any host (Playwright 1.65 passes it as the context's proxyBypassList; a
+   * per-context proxy needs no launch-level placeholder on Linux).
+   */
+  private async proxyFor(env: EnvironmentConfig, sessionId: string): Promise<{ server: string; bypass: string } | undefined> {
+    if (typeof env.sandbox.network !== 'object') return undefined;
+    let f = this.forwarders.get(env.name);
+    if (!f) this.forwarders.set(env.name, (f = new EgressForwarders(this.egressSocket(env.name))));
+    return { server: await f.proxyUrl(sessionId), bypass: '<-loopback>' };
   }
 
   private async gate(s: SessionBrowser, route: Route): Promise<void> {
@@ -224,6 +254,7 @@ export class SessionContexts {
   private async drop(s: SessionBrowser, reason: string): Promise<void> {
     if (this.entries.get(s.sessionId) === s) this.entries.delete(s.sessionId);
     const closed = await withDeadline(s.context.close(), 5_000, () => new Error('context.close timed out')).then(() => true, () => false);
+    if (!this.entries.has(s.sessionId) && !this.creating.has(s.sessionId)) await this.forwarders.get(s.environment)?.release(s.sessionId);
     this.envLog(s).info('browser context closed', { sessionId: s.sessionId, reason, closed, event: 'browser.context.closed' });
   }
 

@@ -46,7 +46,7 @@ export interface Site {
   close(): Promise<void>;
 }
 
-/** The allowed site: pages that react to clicks and keys, one that reaches elsewhere, a redirect. */
+/** The allowed site: pages that react to clicks and keys, one that reaches elsewhere, redirects. */
 export async function startSite(elsewherePort: () => number): Promise<Site> {
   const cookies: Site['cookies'] = [];
   const server = http.createServer((req, res) => {
@@ -59,7 +59,17 @@ export async function startSite(elsewherePort: () => number): Promise<Site> {
         window.done = Promise.allSettled([fetch('${other}/data'), new Promise((r) => { const w = new WebSocket('${other.replace('http', 'ws')}/ws'); w.onerror = w.onclose = r; })]).then(() => true);
       </script>`);
     }
-    if (req.url === '/redirect-out') return res.writeHead(302, { location: `${other}/landed` }).end();
+    if (req.url?.startsWith('/redirect-out')) return res.writeHead(302, { location: `${other}/landed` }).end();
+    if (req.url === '/redirects-subresource') {
+      // Same-origin URLs the routing allows, each redirected off the allowlist by the site.
+      return html(`<title>sub</title><script>
+        const img = new Image();
+        window.done = Promise.all([
+          new Promise((r) => { img.onload = () => r('loaded'); img.onerror = () => r('error'); img.src = '/redirect-out?img'; }),
+          fetch('/redirect-out?fetch').then((r) => r.status, () => 'error'),
+        ]);
+      </script>`);
+    }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not here');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
