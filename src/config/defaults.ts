@@ -25,7 +25,7 @@ export const defaultEnvironments: readonly EnvironmentInput[] = [
   {
     name: 'remote',
     commands: withoutBrowser,
-    sandbox: { isolation: 'confined', memory: 256 * MiB, cpu: 0.5, pids: 128, network: 'none' },
+    sandbox: { isolation: 'confined', memory: 512 * MiB, cpu: 0.5, pids: 128, network: 'none' },
   },
   {
     name: 'agent',
@@ -33,6 +33,6 @@ export const defaultEnvironments: readonly EnvironmentInput[] = [
   },
   {
     name: 'persona',
-    sandbox: { isolation: 'confined', memory: 256 * MiB, cpu: 0.5, pids: 128, network: { allow: aiApiHosts } },
+    sandbox: { isolation: 'confined', memory: 512 * MiB, cpu: 0.5, pids: 128, network: { allow: aiApiHosts } },
   },
 ];

@@ -18,6 +18,17 @@ import { bwrapMountArgs, systemMounts, writeEtcFiles } from './rootfs.js';
 import { buildSeccompPrograms, type SeccompKind } from './seccomp.js';
 import { unshareRootScript } from './unshare-root.js';
 
+/**
+ * V8 sizes its heap from the machine's memory, not the cgroup's: under a 256 MiB limit it would
+ * let garbage grow until the kernel OOM-kills the executor (a burst of big or deep requests did).
+ * Capped at half the limit, it collects first; the rest is for the commands' own processes.
+ */
+export function heapFlags(memoryBytes: number | undefined): string[] {
+  if (!memoryBytes) return [];
+  const oldSpaceMiB = Math.max(32, Math.floor(memoryBytes / 2 / 1024 / 1024));
+  return [`--max-old-space-size=${oldSpaceMiB}`, '--max-semi-space-size=4'];
+}
+
 /** Fixed paths inside every sandbox. */
 export const INSIDE = {
   dir: '/run/continuum',
@@ -259,7 +270,7 @@ export class SandboxHost {
       strict: p.strict,
     };
 
-    if (!bubblewrap) return this.unshareLaunch(mounts, { uid, gid, workspaces, network, module, childEnv, cgroup, boot: insideBoot });
+    if (!bubblewrap) return this.unshareLaunch(mounts, { uid, gid, workspaces, network, module, childEnv, cgroup, boot: insideBoot, memory: p.memory });
     const seccompFd = this.seccomp && p.seccomp ? fs.openSync(this.seccomp.executor, 'r') : undefined;
     // As root, bwrap builds the sandbox with host privileges (so <home> may stay 0700) and
     // setpriv, the first thing inside, drops to the environment's uid/gid for good: no
@@ -285,7 +296,7 @@ export class SandboxHost {
       '--info-fd', '4',
       ...(seccompFd !== undefined ? ['--seccomp', '5'] : []),
       ...dropPrivileges,
-      '--', process.execPath, '--enable-source-maps', module,
+      '--', process.execPath, '--enable-source-maps', ...heapFlags(p.memory), module,
     ];
     const { command, args: full, env: launchEnv } = joiningCgroup(cgroup, this.bwrap!, args, childEnv);
     return {
@@ -303,13 +314,13 @@ export class SandboxHost {
   }
 
   /** The util-linux fallback: unshare → sh (builds the root, pivot_root) → setpriv → node. */
-  private unshareLaunch(mounts: MountOp[], o: { uid: number; gid: number; workspaces: string; network: string; module: string; childEnv: NodeJS.ProcessEnv; cgroup: Cgroup | undefined; boot: ChildBoot }): ExecutorLaunch {
+  private unshareLaunch(mounts: MountOp[], o: { uid: number; gid: number; workspaces: string; network: string; module: string; childEnv: NodeJS.ProcessEnv; cgroup: Cgroup | undefined; boot: ChildBoot; memory: number | undefined }): ExecutorLaunch {
     const script = unshareRootScript(mounts, { chdir: o.workspaces, network: o.network !== 'host' });
     const args = [
       '--pid', '--fork', '--kill-child', '--mount', '--ipc', '--uts', ...(o.network === 'host' ? [] : ['--net']),
       '--', '/bin/sh', '-c', script, 'continuum-sandbox',
       this.setpriv!, '--reuid', String(o.uid), '--regid', String(o.gid), '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs',
-      '--', process.execPath, '--enable-source-maps', o.module,
+      '--', process.execPath, '--enable-source-maps', ...heapFlags(o.memory), o.module,
     ];
     const { command, args: full, env } = joiningCgroup(o.cgroup, which('unshare')!, args, o.childEnv);
     return { command, args: full, env, extraStdio: [], infoFd: undefined, cgroup: o.cgroup, boot: o.boot, release: () => undefined };

@@ -16,8 +16,45 @@ export interface ExecutorLink {
   /** The last pid that served on this link; survives the link dropping, to spot a restart. */
   servedPid: number | null;
   /** Tags of requests in flight on this link. */
-  inflight: Set<number>;
+  inflight: InflightRequests;
   retryTimer?: NodeJS.Timeout;
+}
+
+/** The tags of the requests in flight on a link, and how many request bytes they hold there. */
+export class InflightRequests {
+  private readonly sizes = new Map<number, number>();
+  /** Request bytes the executor holds (parsed, queued or running): what its memory must absorb. */
+  bytes = 0;
+
+  add(tag: number, size: number): void {
+    this.sizes.set(tag, size);
+    this.bytes += size;
+  }
+
+  has(tag: number): boolean {
+    return this.sizes.has(tag);
+  }
+
+  delete(tag: number): boolean {
+    const size = this.sizes.get(tag);
+    if (size === undefined) return false;
+    this.sizes.delete(tag);
+    this.bytes -= size;
+    return true;
+  }
+
+  clear(): void {
+    this.sizes.clear();
+    this.bytes = 0;
+  }
+
+  get size(): number {
+    return this.sizes.size;
+  }
+
+  [Symbol.iterator](): IterableIterator<number> {
+    return this.sizes.keys();
+  }
 }
 
 export interface PoolEvents {
@@ -55,7 +92,7 @@ export class ExecutorPool {
     for (const status of statuses) {
       let link = this.links.get(status.id);
       if (!link) {
-        link = { status, socket: undefined, connectedPid: null, servedPid: null, inflight: new Set() };
+        link = { status, socket: undefined, connectedPid: null, servedPid: null, inflight: new InflightRequests() };
         this.links.set(status.id, link);
       }
       link.status = status;
@@ -75,7 +112,7 @@ export class ExecutorPool {
     const link = this.links.get(executorId);
     if (!link?.socket?.open || link.status.state !== 'running') return undefined;
     link.socket.send(FrameKind.Request, tag, raw, link.status.service ? serviceLead(sessionId, environment) : leadFor(sessionId));
-    link.inflight.add(tag);
+    link.inflight.add(tag, raw.length);
     return link;
   }
 

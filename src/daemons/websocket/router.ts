@@ -72,6 +72,10 @@ function withExitReason(error: ContinuumError, exit: ExitRecord): ContinuumError
   return new ContinuumError('EXECUTOR_UNAVAILABLE', `${error.message} (${reason})`, { ...error.data, reason, pid: exit.pid });
 }
 
+/** Request bytes an executor may hold at once: 1/16 of its memory limit, 64 MiB without one. */
+const DEFAULT_INFLIGHT_BUDGET = 64 * 1024 * 1024;
+const MIN_INFLIGHT_BUDGET = 8 * 1024 * 1024;
+
 const SESSION_METHODS = new Set(['session.connect', 'session.join', 'session.info', 'session.close']);
 const LEDGER_QUERIES = new Set([commandStatus.name, commandList.name]);
 const DEADLINE_GRACE_MS = 5_000;
@@ -87,6 +91,7 @@ export class Router {
   /** Commands routed per session since the last touch (the dashboard's "commands run"). */
   private readonly commandCounts = new Map<string, number>();
   private readonly allowed: Map<string, Set<string>>;
+  private readonly inflightBudget: Map<string, number>;
   private readonly shellDefaultTimeout: Map<string, number>;
   /** The command ledger around dispatch; undefined when it is turned off. */
   private readonly ledger: LedgerGate | undefined;
@@ -106,6 +111,7 @@ export class Router {
     };
     this.ledger = writer ? new LedgerGate(config, writer, hooks) : undefined;
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
+    this.inflightBudget = new Map(config.environments.map((e) => [e.name, e.sandbox.memory ? Math.max(MIN_INFLIGHT_BUDGET, Math.floor(e.sandbox.memory / 16)) : DEFAULT_INFLIGHT_BUDGET]));
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
     this.backpressure = new Backpressure(config.limits, pool);
     setInterval(() => {
@@ -212,6 +218,18 @@ export class Router {
     this.nextTag = tag >= 0xffffffff ? 1 : tag + 1;
     // A system daemon's namespace (render.*, browser.*) goes to that daemon, the rest to the session's executor.
     const target = method.host === 'executor' ? binding.executorId : method.host;
+    // An executor must not be handed more request bytes than its memory can hold (many clients
+    // each sending big frames would otherwise have the kernel or V8 kill it): past its budget,
+    // a request waits at the client (-32005, retryable) rather than in the executor.
+    const held = this.pool.links.get(target)?.inflight.bytes ?? 0;
+    const allowance = this.inflightBudget.get(binding.environment) ?? DEFAULT_INFLIGHT_BUDGET;
+    if (held > 0 && held + data.length > allowance) {
+      const err = new ContinuumError('OVERLOADED', `executor ${target} already holds ${held} bytes of requests (its budget is ${allowance}); retry shortly`, { retryAfterMs: 100, limit: allowance });
+      if (tracked) this.ledger!.notDispatched(conn, tracked, errorFrame(id, err));
+      else this.reply(conn, errorFrame(id, err));
+      this.logCommand(binding, conn, id, method.name, 0, 'overloaded', err.rpcCode, undefined);
+      return;
+    }
     const link = this.pool.send(target, tag, binding.sessionId, binding.environment, data);
     if (!link) {
       const err = this.pool.unavailable(target)!;
