@@ -16,7 +16,7 @@ describe('config', () => {
     assert.deepEqual(c.environments.map((e) => e.name), ['browser', 'server', 'remote', 'agent', 'ci']);
     const remote = c.environments.find((e) => e.name === 'remote')!;
     assert.equal(remote.replicas, 3);
-    assert.equal(remote.sandbox.memory, 256 * 1024 * 1024, 'a partial entry keeps the default sandbox');
+    assert.equal(remote.sandbox.memory, 512 * 1024 * 1024, 'a partial entry keeps the default sandbox');
     assert.equal(c.environments.find((e) => e.name === 'ci')!.replicas, 1);
   });
 
