@@ -92,6 +92,15 @@ function killAll(dir: string): void {
   }
 }
 
+/** Kills a cgroup's processes; a cgroup already removed has none left to kill. */
+function killUnlessGone(kill: () => void): void {
+  try {
+    kill();
+  } catch {
+    // Already removed.
+  }
+}
+
 async function rmdirWhenEmpty(dir: string): Promise<void> {
   // A killed process leaves its cgroup only once its parent has reaped it: retry briefly.
   for (let i = 0; i < 50; i++) {
@@ -227,13 +236,7 @@ class CgroupV1 extends CgroupManager {
       dirs,
       procsFiles: Object.values(dirs).map((d) => path.join(d, 'cgroup.procs')),
       oomKills: () => (memoryDir ? counter(path.join(memoryDir, 'memory.oom_control'), 'oom_kill') : 0),
-      kill: () => {
-        try {
-          kill();
-        } catch {
-          // Already removed.
-        }
-      },
+      kill: () => killUnlessGone(kill),
       remove: async () => {
         if (removed) return;
         removed = true;
@@ -314,13 +317,7 @@ class CgroupV2 extends CgroupManager {
       dirs: { unified: dir },
       procsFiles: [path.join(dir, 'cgroup.procs')],
       oomKills: () => counter(path.join(dir, 'memory.events'), 'oom_kill'),
-      kill: () => {
-        try {
-          kill();
-        } catch {
-          // Already removed.
-        }
-      },
+      kill: () => killUnlessGone(kill),
       remove: async () => {
         if (removed) return;
         removed = true;
