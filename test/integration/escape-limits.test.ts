@@ -32,14 +32,16 @@ const v2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
 
 describe('escape suite: resource limits', { skip: bwrapMissing() }, () => {
   // Small limits keep the attempts cheap on a shared machine; standbys off for the same reason.
-  const config = { environments: CONFINED.map((name) => ({ name, standby: false, sandbox: { memory: 128 * MiB, cpu: 0.25, pids: 64 } })) };
+  // 256 MiB leaves the executor (~60 MiB) room while a command nears the limit: at 128 MiB the
+  // kernel's reclaim could stall it past its heartbeat before the OOM killer chose the hog.
+  const config = { environments: CONFINED.map((name) => ({ name, standby: false, sandbox: { memory: 256 * MiB, cpu: 0.25, pids: 64 } })) };
   const { tree, sh } = useEscapeTree('limits', config);
 
   test('memory: a command over the limit is OOM-killed, the log names the memory limit, the executor serves on', LIMIT, async () => {
     for (const env of CONFINED) {
       const r = await sh(env, 'head -c 400M /dev/zero | tail > /dev/null; echo "status ${PIPESTATUS[1]}"');
       assert.match(r.stdout, /status 137/, `${env}: the hog was not killed: ${JSON.stringify(r)}`);
-      await waitFor(() => tree().logLines(env).find((l) => /memory limit \(128 MiB\) hit/.test(String(l.msg))), 10_000, `the memory-limit line in ${env}.log`);
+      await waitFor(() => tree().logLines(env).find((l) => /memory limit \(256 MiB\) hit/.test(String(l.msg))), 10_000, `the memory-limit line in ${env}.log`);
       assert.equal((await sh(env, 'echo alive')).stdout, 'alive\n');
       record('exceed memory (OOM reported)', env, true);
     }
@@ -58,10 +60,10 @@ describe('escape suite: resource limits', { skip: bwrapMissing() }, () => {
       fs.writeFileSync(`/proc/${row.pid}/oom_score_adj`, '1000');
       const answer = await pending;
       assert.equal(answer.error?.code, -32003, JSON.stringify(answer));
-      assert.equal((answer.error?.data as { reason?: string } | undefined)?.reason, 'memory limit (128 MiB)', JSON.stringify(answer.error));
+      assert.equal((answer.error?.data as { reason?: string } | undefined)?.reason, 'memory limit (256 MiB)', JSON.stringify(answer.error));
       const restarted = await waitFor(async () => (await tree().ps()).find((r) => r.id === 'remote-0' && r.pid !== row.pid && r.state === 'running'), 15_000, 'remote-0 restarted');
       assert.ok(restarted.restarts >= row.restarts + 1);
-      assert.ok(tree().logLines('remote').some((l) => /executor memory limit \(128 MiB\)/.test(String(l.msg))), 'remote.log says the executor hit its memory limit');
+      assert.ok(tree().logLines('remote').some((l) => /executor memory limit \(256 MiB\)/.test(String(l.msg))), 'remote.log says the executor hit its memory limit');
     } finally {
       raw.close();
     }
