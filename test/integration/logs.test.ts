@@ -366,10 +366,12 @@ describe('log rotation', () => {
     await stopTree(tree);
     tree = await startTree({ home, port, config: { logs: { maxBytes, maxFiles: 2 } } });
     const pid = (await tree.row('remote-0')).pid!;
+    // Its first lines may already have rotated on (the file was nearly full), and a confined
+    // executor's start on a loaded CI machine takes seconds: look in every file, and wait long.
     await waitFor(() => {
-      const all = [file, `${file}.1`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, 'utf8')).join('');
+      const all = [file, `${file}.1`, `${file}.2`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, 'utf8')).join('');
       return all.includes(`"pid":${pid},"msg":"executor started"`) && all.includes(`"msg":"executor ready","pid":${pid}`);
-    }, 10_000, 'the new executor lines in remote.log');
+    }, 30_000, `the new executor's lines (pid ${pid}) in remote.log`);
     for (const f of [file, `${file}.1`, `${file}.2`]) {
       const bytes = fs.statSync(f).size;
       assert.ok(bytes <= maxBytes, `${path.basename(f)} is ${bytes} bytes after the restart, over maxBytes ${maxBytes}`);
