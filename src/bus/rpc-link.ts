@@ -61,11 +61,11 @@ export class RpcLink {
     }
     const tag = this.nextTag;
     this.nextTag = tag >= 0xffffffff ? 1 : tag + 1;
-    const timeoutError = new ContinuumError('TIMEOUT', `${this.peerName} did not answer ${method} within ${timeoutMs} ms`, { retryable: true });
     return new Promise<T>((resolve, reject) => {
+      // The error is made when it happens: an Error captures a stack, too dear for every call.
       const timer = setTimeout(() => {
         this.pending.delete(tag);
-        reject(timeoutError);
+        reject(new ContinuumError('TIMEOUT', `${this.peerName} did not answer ${method} within ${timeoutMs} ms`, { retryable: true }));
       }, timeoutMs);
       this.pending.set(tag, { resolve: resolve as (v: unknown) => void, reject, timer });
       this.socket.send(FrameKind.Call, tag, JSON.stringify({ m: method, p: params ?? null }));
