@@ -1,12 +1,20 @@
-// The command ledger: one row per request the edge accepted, keyed by (session, request id),
-// in the session store's database (WAL, synchronous=FULL). The edge's `ledger.write` calls
-// are committed in the store's transaction of that tick, with the session writes, and
-// acknowledged after it (group commit): an acknowledged state change survives a kill -9.
+// The command ledger: one row per request the edge accepted, in the session store's database
+// (WAL). The edge's `ledger.write` calls are committed in the store's transaction of that
+// tick, with the session writes, and acknowledged once that is on disk (group commit): an
+// acknowledged state change survives a kill -9, and a power cut.
+//
+// Rows are keyed by `seq`, the order of acceptance, and the table has no other index: a
+// tick's inserts land on the last page or two, a finish updates a row that is still there,
+// and retention deletes from the front. Lookups by (session, request id) go through an index
+// kept in memory, rebuilt from the table at every open. (Keyed by session and request id, as
+// it first was, each insert and delete dirtied a page of its own, and the writes of the ledger
+// cost several times the commands they recorded; see ARCHITECTURE-NOTES, "Command ledger".)
 import type Database from 'better-sqlite3';
 import type { LedgerOp } from '../../protocol/internal.js';
 import type { CommandEntry, LostReason } from '../../protocol/methods/command.js';
 
 interface Row {
+  seq: number;
   session_id: string;
   request_id: string;
   scope: string;
@@ -25,6 +33,24 @@ interface Row {
   cut: number;
 }
 
+type State = CommandEntry['state'];
+
+/** What the memory index knows of a row: enough to decide every write without reading it. */
+interface Slot {
+  seq: number;
+  sessionId: string;
+  requestId: string;
+  environment: string;
+  method: string;
+  edgeRun: string;
+  acceptedAt: number;
+  state: State;
+  /** Removed (dropped, retained away, its session closed): skipped where it still sits in a queue. */
+  gone: boolean;
+}
+
+const FINAL = new Set<State>(['completed', 'failed', 'lost']);
+
 export function toEntry(r: Row): CommandEntry {
   return {
     requestId: r.request_id,
@@ -32,7 +58,7 @@ export function toEntry(r: Row): CommandEntry {
     sessionId: r.session_id,
     environment: r.environment,
     method: r.method,
-    state: r.state as CommandEntry['state'],
+    state: r.state as State,
     executorId: r.executor_id,
     acceptedAt: r.accepted_at,
     startedAt: r.started_at,
@@ -49,60 +75,93 @@ export function toEntry(r: Row): CommandEntry {
 /** Per op: null for a new accepted entry (or any other op), else the entry that already exists. */
 export type WriteAnswer = (CommandEntry | null)[];
 
-/** Creates the ledger table if needed and prepares its statements on `db`. */
+const COLUMNS = 'session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL, method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT, accepted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0';
+const NAMES = 'session_id, request_id, scope, environment, method, state, edge_run, executor_id, accepted_at, started_at, finished_at, exit, error, lost, result, cut';
+
+/** Creates the table if needed (moving a store of the first layout over) and prepares its statements. */
 function prepare(db: Database.Database) {
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS ledger (
-      session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL,
-      method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT,
-      accepted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
-      exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0,
-      PRIMARY KEY (session_id, request_id)) WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS ledger_env_time ON ledger(environment, accepted_at);
-  `);
+  db.exec(`CREATE TABLE IF NOT EXISTS command_ledger (seq INTEGER PRIMARY KEY, ${COLUMNS})`);
+  const old = db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'ledger'").get()!.n > 0;
+  if (old) {
+    db.transaction(() => {
+      db.exec(`INSERT INTO command_ledger (${NAMES}) SELECT ${NAMES} FROM ledger ORDER BY accepted_at, request_id`);
+      db.exec('DROP TABLE ledger');
+    })();
+  }
   return {
-    get: db.prepare<[string, string], Row>('SELECT * FROM ledger WHERE session_id = ? AND request_id = ?'),
-    insert: db.prepare('INSERT OR IGNORE INTO ledger (session_id, request_id, scope, environment, method, state, edge_run, executor_id, accepted_at) VALUES (?, ?, ?, ?, ?, \'accepted\', ?, ?, ?)'),
-    start: db.prepare("UPDATE ledger SET state = 'started', started_at = ? WHERE session_id = ? AND request_id = ? AND state = 'accepted'"),
-    finish: db.prepare(
-      "UPDATE ledger SET state = ?, started_at = COALESCE(started_at, ?), finished_at = ?, exit = ?, error = ?, lost = ?, result = ?, cut = ? WHERE session_id = ? AND request_id = ? AND state IN ('accepted', 'started')",
-    ),
-    drop: db.prepare("DELETE FROM ledger WHERE session_id = ? AND request_id = ? AND state = 'accepted' AND edge_run = ?"),
-    orphans: db.prepare<[string], Row>("SELECT * FROM ledger WHERE state IN ('accepted', 'started') AND edge_run != ?"),
-    list: db.prepare<[string, number, number], Row>('SELECT * FROM ledger WHERE session_id = ? AND accepted_at >= ? ORDER BY accepted_at, request_id LIMIT ?'),
-    deleteSession: db.prepare('DELETE FROM ledger WHERE session_id = ?'),
-    expire: db.prepare("DELETE FROM ledger WHERE environment = ? AND accepted_at < ? AND state IN ('completed', 'failed', 'lost')"),
-    count: db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM ledger WHERE environment = ? AND state IN ('completed', 'failed', 'lost')"),
-    trim: db.prepare(
-      "DELETE FROM ledger WHERE (session_id, request_id) IN (SELECT session_id, request_id FROM ledger WHERE environment = ? AND state IN ('completed', 'failed', 'lost') ORDER BY accepted_at LIMIT ?)",
-    ),
-    counts: db.prepare<[], { state: string; n: number }>('SELECT state, COUNT(*) AS n FROM ledger GROUP BY state'),
+    byRow: db.prepare<[number], Row>('SELECT * FROM command_ledger WHERE seq = ?'),
+    index: db.prepare<[], Row>('SELECT seq, session_id, request_id, environment, method, edge_run, accepted_at, state FROM command_ledger ORDER BY seq'),
+    insert: db.prepare("INSERT INTO command_ledger (seq, session_id, request_id, scope, environment, method, state, edge_run, executor_id, accepted_at) VALUES (?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)"),
+    start: db.prepare("UPDATE command_ledger SET state = 'started', started_at = ? WHERE seq = ?"),
+    finish: db.prepare('UPDATE command_ledger SET state = ?, started_at = COALESCE(started_at, ?), finished_at = ?, exit = ?, error = ?, lost = ?, result = ?, cut = ? WHERE seq = ?'),
+    remove: db.prepare('DELETE FROM command_ledger WHERE seq = ?'),
   };
 }
 
-export class LedgerStore {
-  private db!: Database.Database;
-  private stmt!: ReturnType<typeof prepare>;
+/** The rows of one environment in acceptance order: retention takes from the front. */
+class Queue {
+  private items: Slot[] = [];
+  private head = 0;
+  /** Final entries in it (the count limit counts only those). */
+  finished = 0;
 
-  /** `onOpen` gives the session store's database, now and again each time the store reopens it. */
+  push(s: Slot): void {
+    this.items.push(s);
+  }
+
+  /** Front to back, skipping removed ones; `visit` returns false to stop. */
+  walk(visit: (s: Slot) => boolean): void {
+    for (let i = this.head; i < this.items.length; i++) {
+      const s = this.items[i]!;
+      if (s.gone) continue;
+      if (!visit(s)) break;
+    }
+    // Drop the removed run at the front, and now and then compact what it left.
+    while (this.head < this.items.length && this.items[this.head]!.gone) this.head++;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head).filter((s) => !s.gone);
+      this.head = 0;
+    }
+  }
+}
+
+export class LedgerStore {
+  private stmt!: ReturnType<typeof prepare>;
+  private readonly byKey = new Map<string, Slot>();
+  private readonly bySession = new Map<string, Set<Slot>>();
+  private readonly byEnvironment = new Map<string, Queue>();
+  private lastSeq = 0;
+
+  /**
+   * `onOpen` gives the session store's database, now and again each time the store reopens it;
+   * `onRollback` is told when a commit of the store failed (its writes are undone).
+   */
   constructor(
     onOpen: (hook: (db: Database.Database) => void) => void,
     private readonly commit: <T>(write: () => T) => Promise<T>,
+    onRollback: (hook: () => void) => void,
+    private readonly transact: (write: () => void) => void,
   ) {
     onOpen((db) => {
-      this.db = db;
       this.stmt = prepare(db);
+      this.load();
     });
+    // The memory index ran ahead of a transaction that did not land: read it back from disk.
+    onRollback(() => this.load());
   }
 
   get(sessionId: string, requestId: string): CommandEntry | undefined {
-    const row = this.stmt.get.get(sessionId, requestId);
+    const slot = this.byKey.get(keyOf(sessionId, requestId));
+    const row = slot && this.stmt.byRow.get(slot.seq);
     return row ? toEntry(row) : undefined;
   }
 
   list(sessionId: string, since: number, limit: number): { entries: CommandEntry[]; more: boolean } {
-    const rows = this.stmt.list.all(sessionId, since, limit + 1);
-    return { entries: rows.slice(0, limit).map(toEntry), more: rows.length > limit };
+    const slots = [...(this.bySession.get(sessionId) ?? [])]
+      .filter((s) => s.acceptedAt >= since)
+      .sort((a, b) => a.acceptedAt - b.acceptedAt || (a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0));
+    const entries = slots.slice(0, limit).map((s) => toEntry(this.stmt.byRow.get(s.seq)!));
+    return { entries, more: slots.length > limit };
   }
 
   /** Group-committed with every other write of this tick; resolves once durable. */
@@ -116,63 +175,150 @@ export class LedgerStore {
    */
   loseOrphans(currentRun: string, reason: LostReason): { sessionId: string; requestId: string; environment: string; method: string }[] {
     const now = Date.now();
-    return this.db.transaction(() => {
-      const rows = this.stmt.orphans.all(currentRun);
-      for (const r of rows) {
-        this.stmt.finish.run('lost', now, now, null, null, JSON.stringify(reason), null, 0, r.session_id, r.request_id);
-      }
-      return rows.map((r) => ({ sessionId: r.session_id, requestId: r.request_id, environment: r.environment, method: r.method }));
-    })();
+    const orphans = [...this.byKey.values()].filter((s) => !FINAL.has(s.state) && s.edgeRun !== currentRun);
+    if (orphans.length === 0) return [];
+    const lost = JSON.stringify(reason);
+    this.guarded(() => {
+      for (const s of orphans) this.stmt.finish.run('lost', now, now, null, null, lost, null, 0, s.seq);
+    });
+    for (const s of orphans) this.settle(s, 'lost');
+    return orphans.map((s) => ({ sessionId: s.sessionId, requestId: s.requestId, environment: s.environment, method: s.method }));
   }
 
   deleteSession(sessionId: string): void {
-    this.stmt.deleteSession.run(sessionId);
+    const slots = this.bySession.get(sessionId);
+    if (!slots) return;
+    this.guarded(() => {
+      for (const s of slots) this.stmt.remove.run(s.seq);
+    });
+    for (const s of [...slots]) this.forget(s);
   }
 
-  /** Age and count limits of one environment; only finished entries ever go. */
+  /** Age and count limits of one environment; only finished entries ever go, oldest first. */
   retain(environment: string, maxEntries: number, maxAgeMs: number, now = Date.now()): number {
-    return this.db.transaction(() => {
-      let removed = this.stmt.expire.run(environment, now - maxAgeMs).changes;
-      const over = this.stmt.count.get(environment)!.n - maxEntries;
-      if (over > 0) removed += this.stmt.trim.run(environment, over).changes;
-      return removed;
-    })();
+    const queue = this.byEnvironment.get(environment);
+    if (!queue) return 0;
+    const cutoff = now - maxAgeMs;
+    const doomed: Slot[] = [];
+    let over = queue.finished - maxEntries;
+    queue.walk((s) => {
+      const old = s.acceptedAt < cutoff;
+      if (!old && over <= 0) return false;
+      if (FINAL.has(s.state)) {
+        doomed.push(s);
+        over--;
+      }
+      return true;
+    });
+    if (doomed.length === 0) return 0;
+    this.guarded(() => {
+      for (const s of doomed) this.stmt.remove.run(s.seq);
+    });
+    for (const s of doomed) this.forget(s);
+    return doomed.length;
   }
 
   counts(): Record<string, number> {
-    return Object.fromEntries(this.stmt.counts.all().map((r) => [r.state, r.n]));
+    const out: Record<string, number> = {};
+    for (const s of this.byKey.values()) out[s.state] = (out[s.state] ?? 0) + 1;
+    return out;
   }
 
   private apply(edgeRun: string, op: LedgerOp): CommandEntry | null {
+    const key = keyOf(op.s, op.r);
+    const slot = this.byKey.get(key);
     switch (op.op) {
       case 'accept': {
-        // Connection-scoped ids are unique by construction; a client's string id may be a resend.
-        if (this.stmt.insert.run(op.s, op.r, op.scope, op.env, op.m, edgeRun, op.ex, op.at).changes === 1) return null;
-        const existing = this.stmt.get.get(op.s, op.r)!;
-        // The same edge run sending an accept again: its earlier try landed but the answer was lost.
-        if (existing.state === 'accepted' && existing.edge_run === edgeRun) return null;
-        return toEntry(existing);
+        if (slot) {
+          // The same edge run sending an accept again: its earlier try landed but the answer was lost.
+          if (slot.state === 'accepted' && slot.edgeRun === edgeRun) return null;
+          // Connection-scoped ids are unique by construction; a client's string id may be a resend.
+          return toEntry(this.stmt.byRow.get(slot.seq)!);
+        }
+        const seq = ++this.lastSeq;
+        this.stmt.insert.run(seq, op.s, op.r, op.scope, op.env, op.m, edgeRun, op.ex, op.at);
+        this.remember({ seq, sessionId: op.s, requestId: op.r, environment: op.env, method: op.m, edgeRun, acceptedAt: op.at, state: 'accepted', gone: false });
+        return null;
       }
       case 'start':
-        this.stmt.start.run(op.at, op.s, op.r);
+        if (slot?.state === 'accepted') {
+          this.stmt.start.run(op.at, slot.seq);
+          slot.state = 'started';
+        }
         return null;
       case 'finish':
-        this.stmt.finish.run(
-          op.state,
-          op.started ?? op.at,
-          op.at,
-          op.exit ? JSON.stringify(op.exit) : null,
-          op.error ? JSON.stringify(op.error) : null,
-          op.lost ? JSON.stringify(op.lost) : null,
-          op.result ?? null,
-          op.cut ? 1 : 0,
-          op.s,
-          op.r,
-        );
+        if (slot && !FINAL.has(slot.state)) {
+          this.stmt.finish.run(
+            op.state,
+            op.started ?? op.at,
+            op.at,
+            op.exit ? JSON.stringify(op.exit) : null,
+            op.error ? JSON.stringify(op.error) : null,
+            op.lost ? JSON.stringify(op.lost) : null,
+            op.result ?? null,
+            op.cut ? 1 : 0,
+            slot.seq,
+          );
+          this.settle(slot, op.state);
+        }
         return null;
       case 'drop':
-        this.stmt.drop.run(op.s, op.r, edgeRun);
+        if (slot?.state === 'accepted' && slot.edgeRun === edgeRun) {
+          this.stmt.remove.run(slot.seq);
+          this.forget(slot);
+        }
         return null;
     }
   }
+
+  /** Reads the memory index back from the table (at open, and after a commit that failed). */
+  private load(): void {
+    this.byKey.clear();
+    this.bySession.clear();
+    this.byEnvironment.clear();
+    this.lastSeq = 0;
+    for (const r of this.stmt.index.iterate()) {
+      this.remember({ seq: r.seq, sessionId: r.session_id, requestId: r.request_id, environment: r.environment, method: r.method, edgeRun: r.edge_run, acceptedAt: r.accepted_at, state: r.state as State, gone: false });
+      this.lastSeq = r.seq;
+    }
+  }
+
+  private remember(s: Slot): void {
+    this.byKey.set(keyOf(s.sessionId, s.requestId), s);
+    let set = this.bySession.get(s.sessionId);
+    if (!set) this.bySession.set(s.sessionId, (set = new Set()));
+    set.add(s);
+    let queue = this.byEnvironment.get(s.environment);
+    if (!queue) this.byEnvironment.set(s.environment, (queue = new Queue()));
+    queue.push(s);
+    if (FINAL.has(s.state)) queue.finished++;
+  }
+
+  private settle(s: Slot, state: State): void {
+    if (!FINAL.has(s.state) && FINAL.has(state)) this.byEnvironment.get(s.environment)!.finished++;
+    s.state = state;
+  }
+
+  private forget(s: Slot): void {
+    s.gone = true;
+    this.byKey.delete(keyOf(s.sessionId, s.requestId));
+    const set = this.bySession.get(s.sessionId);
+    set?.delete(s);
+    if (set?.size === 0) this.bySession.delete(s.sessionId);
+    if (FINAL.has(s.state)) this.byEnvironment.get(s.environment)!.finished--;
+  }
+
+  /** A write outside the per-tick commit, in its own transaction; on failure the index is read back. */
+  private guarded(write: () => void): void {
+    try {
+      this.transact(write);
+    } catch (err) {
+      this.load();
+      throw err;
+    }
+  }
+}
+
+function keyOf(sessionId: string, requestId: string): string {
+  return `${sessionId}\n${requestId}`;
 }

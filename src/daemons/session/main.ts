@@ -28,7 +28,7 @@ const busKey = boot.busKey ?? '';
 const environments = new Map(boot.config.environments.map((e) => [e.name, e]));
 
 const store = new SessionStore(path.join(paths.state, 'sessions.db'));
-const ledger = new LedgerStore((hook) => store.onOpen(hook), (write) => store.commit(write));
+const ledger = new LedgerStore((hook) => store.onOpen(hook), (write) => store.commit(write), (hook) => store.onRollback(hook), (write) => store.transact(write));
 const executorLinks = new Map<string, RpcLink>();
 /** Daemons that keep resources per session (the browser daemon) and must hear when one ends. */
 const observerLinks = new Set<RpcLink>();
@@ -115,11 +115,19 @@ function requireRole(link: RpcLink, role: 'websocket-daemon' | 'executor' | 'bro
 
 /** An executor may only touch sessions bound to it. */
 function ownedSession(link: RpcLink, sessionId: unknown): StoredSession {
-  const executorId = requireRole(link, 'executor');
-  const s = store.get(requireString(sessionId, 'sessionId'));
+  const s = store.get(ownedSessionId(link, sessionId));
   if (!s) throw new ContinuumError('SESSION_NOT_FOUND', `session ${String(sessionId)} not found; it may have been closed or expired`);
-  if (s.executorId !== executorId) throw new ContinuumError('FORBIDDEN', `session ${s.sessionId} is not bound to executor ${executorId}`);
   return s;
+}
+
+/** The same check as ownedSession for a write, without reading the whole session. */
+function ownedSessionId(link: RpcLink, sessionId: unknown): string {
+  const executorId = requireRole(link, 'executor');
+  const id = requireString(sessionId, 'sessionId');
+  const owner = store.executorOf(id);
+  if (owner === undefined) throw new ContinuumError('SESSION_NOT_FOUND', `session ${id} not found; it may have been closed or expired`);
+  if (owner !== executorId) throw new ContinuumError('FORBIDDEN', `session ${id} is not bound to executor ${executorId}`);
+  return id;
 }
 
 function onLink(link: RpcLink): void {
@@ -253,19 +261,19 @@ function onLink(link: RpcLink): void {
   });
   link.handle('state.set', async (p) => {
     const { sessionId, key, value } = checked('state.set', p);
-    ownedSession(link, sessionId);
+    ownedSessionId(link, sessionId);
     await store.setKv(sessionId, key, value);
     return { ok: true };
   });
   link.handle('state.delete', async (p) => {
     const { sessionId, key } = checked('state.delete', p);
-    ownedSession(link, sessionId);
+    ownedSessionId(link, sessionId);
     await store.deleteKv(sessionId, key);
     return { ok: true };
   });
   link.handle('shell.save', async (p) => {
     const { sessionId, shell } = checked('shell.save', p);
-    ownedSession(link, sessionId);
+    ownedSessionId(link, sessionId);
     await store.setShell(sessionId, shell);
     return { ok: true };
   });

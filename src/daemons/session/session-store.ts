@@ -80,6 +80,10 @@ export class SessionStore {
   private stmt!: ReturnType<typeof prepare>;
   /** Who else prepares statements on this database (the command ledger): told at each (re)open. */
   private readonly openHooks: ((db: Database.Database) => void)[] = [];
+  /** session id → executor id, filled by executorOf; dropped wherever a binding changes. */
+  private readonly owners = new Map<string, string>();
+  /** Who keeps state derived from this database in memory (the ledger's index): told when a commit failed. */
+  private readonly rollbackHooks: (() => void)[] = [];
   private queue: { write: Write; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
   private flushScheduled = false;
   /** Set when a write found the database read-only (SQLite opened it so): reopen when it can write. */
@@ -111,6 +115,7 @@ export class SessionStore {
     const columns = this.db.prepare<[], { name: string }>('PRAGMA table_info(sessions)').all();
     if (!columns.some((c) => c.name === 'commands')) this.db.exec('ALTER TABLE sessions ADD COLUMN commands INTEGER NOT NULL DEFAULT 0');
     this.stmt = prepare(this.db);
+    this.owners.clear();
     for (const hook of this.openHooks) hook(this.db);
   }
 
@@ -121,6 +126,10 @@ export class SessionStore {
   onOpen(hook: (db: Database.Database) => void): void {
     this.openHooks.push(hook);
     hook(this.db);
+  }
+
+  onRollback(hook: () => void): void {
+    this.rollbackHooks.push(hook);
   }
 
   /** After a read-only failure: once the files can be written again, open them afresh. */
@@ -152,6 +161,19 @@ export class SessionStore {
       if (e.data?.reason === 'read-only') this.readOnlySince ??= Date.now();
       throw e;
     }
+  }
+
+  /**
+   * The executor a session is bound to, from memory after the first lookup: asked for every
+   * state write an executor makes. Kept right by the only writers of the binding, below.
+   */
+  executorOf(sessionId: string): string | undefined {
+    let id = this.owners.get(sessionId);
+    if (id === undefined) {
+      id = this.stmt.get.get(sessionId)?.executor_id;
+      if (id !== undefined) this.owners.set(sessionId, id);
+    }
+    return id;
   }
 
   get(sessionId: string): StoredSession | undefined {
@@ -190,6 +212,7 @@ export class SessionStore {
         if (req.replicas.length > 0 && !req.replicas.includes(executorId)) {
           executorId = this.leastLoaded(req.environment, req.candidates);
           this.stmt.rebind.run(executorId, now, existing.sessionId);
+          this.owners.delete(existing.sessionId);
         } else {
           // A plain join writes nothing it needs: it still works on a full or read-only disk.
           touch = existing.sessionId;
@@ -222,6 +245,7 @@ export class SessionStore {
     this.stmt.deleteKv.run(id);
     this.stmt.deleteShell.run(id);
     this.stmt.insert.run(id, environment, label, now, now, executorId);
+    this.owners.delete(id);
     return { sessionId: id, environment, label, createdAt: now, lastActiveAt: now, executorId };
   }
 
@@ -236,6 +260,7 @@ export class SessionStore {
   delete(sessionId: string): void {
     this.writing(() =>
       this.db.transaction(() => {
+        this.owners.delete(sessionId);
         this.stmt.delete.run(sessionId);
         this.stmt.deleteKv.run(sessionId);
         this.stmt.deleteShell.run(sessionId);
@@ -296,6 +321,11 @@ export class SessionStore {
     await this.commit(() => this.stmt.shellSet.run({ sid: sessionId, cwd: state.cwd, env: state.env ? JSON.stringify(state.env) : null }));
   }
 
+  /** Runs `write` in a transaction of its own (writes outside the per-tick group commit). */
+  transact<T>(write: () => T): T {
+    return this.writing(() => this.db.transaction(write)());
+  }
+
   close(): void {
     this.flush();
     this.db.close();
@@ -321,6 +351,7 @@ export class SessionStore {
       const results = this.writing(() => this.db.transaction(() => batch.map((item) => item.write()))());
       batch.forEach((item, i) => item.resolve(results[i]));
     } catch (err) {
+      for (const hook of this.rollbackHooks) hook();
       if (err instanceof ContinuumError) {
         for (const item of batch) item.reject(err);
         return;

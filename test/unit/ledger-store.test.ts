@@ -1,0 +1,136 @@
+// The command ledger's store on a real SQLite file: its memory index must always agree with
+// the table (after writes, retention, a session's close, a reopen, a failed commit), and a
+// store of the first layout (keyed by session and request id) must come over whole.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { LedgerStore } from '../../src/daemons/session/ledger-store.js';
+import { SessionStore } from '../../src/daemons/session/session-store.js';
+import type { LedgerOp } from '../../src/protocol/internal.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function open(file?: string) {
+  if (!file) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-store-'));
+    dirs.push(dir);
+    file = path.join(dir, 'state.db');
+  }
+  const store = new SessionStore(file);
+  const ledger = new LedgerStore((h) => store.onOpen(h), (w) => store.commit(w), (h) => store.onRollback(h), (w) => store.transact(w));
+  return { file, store, ledger };
+}
+
+const accept = (s: string, r: string, at: number, env = 'remote'): LedgerOp => ({ op: 'accept', s, r, scope: 'request', env, m: 'state.set', ex: `${env}-0`, at });
+const finish = (s: string, r: string, at: number): LedgerOp => ({ op: 'finish', s, r, state: 'completed', at, started: at, result: '{"ok":true}' });
+
+describe('command ledger store', () => {
+  it('answers a resend with the entry it has, and a repeated accept of the same run with null', async () => {
+    const { ledger, store } = open();
+    assert.deepEqual(await ledger.write('run-1', [accept('s1', 'a', 1_000)]), [null]);
+    // The same run's accept again: its first answer was lost on the way.
+    assert.deepEqual(await ledger.write('run-1', [accept('s1', 'a', 1_000)]), [null]);
+    await ledger.write('run-1', [finish('s1', 'a', 1_005)]);
+    const [again] = await ledger.write('run-2', [accept('s1', 'a', 2_000)]);
+    assert.equal(again?.state, 'completed');
+    assert.deepEqual(again?.result, { ok: true });
+    assert.equal(ledger.get('s1', 'a')?.durationMs, 0);
+    store.close();
+  });
+
+  it('keeps its index across a reopen: resends, lists, orphans and counts come from disk', async () => {
+    const first = open();
+    await first.ledger.write('run-1', [accept('s1', 'a', 1_000), accept('s1', 'b', 1_001), accept('s2', 'c', 1_002)]);
+    await first.ledger.write('run-1', [finish('s1', 'a', 1_010)]);
+    first.store.close();
+
+    const { ledger, store } = open(first.file);
+    assert.deepEqual(ledger.counts(), { completed: 1, accepted: 2 });
+    assert.deepEqual(ledger.list('s1', 0, 10).entries.map((e) => e.requestId), ['a', 'b']);
+    const [resend] = await ledger.write('run-2', [accept('s1', 'a', 3_000)]);
+    assert.equal(resend?.state, 'completed');
+    const lost = ledger.loseOrphans('run-2', { kind: 'edge', signal: 'SIGKILL', exitCode: null, detail: 'test' });
+    assert.deepEqual(lost.map((e) => e.requestId).sort(), ['b', 'c']);
+    assert.equal(ledger.get('s2', 'c')?.state, 'lost');
+    // A new accept after a reopen must not reuse a row of the old run.
+    await ledger.write('run-2', [accept('s3', 'd', 4_000)]);
+    assert.deepEqual(ledger.counts(), { completed: 1, lost: 2, accepted: 1 });
+    store.close();
+  });
+
+  it('retains by count and age, oldest first, and never removes an open entry', async () => {
+    const { ledger, store, file } = open();
+    const ops: LedgerOp[] = [];
+    for (let i = 0; i < 10; i++) ops.push(accept('s1', `r${i}`, 1_000 + i));
+    await ledger.write('run-1', ops);
+    // r0 stays open; the rest finish.
+    await ledger.write('run-1', Array.from({ length: 9 }, (_, i) => finish('s1', `r${i + 1}`, 2_000)));
+    assert.equal(ledger.retain('remote', 5, 1e9, 3_000), 4);
+    assert.deepEqual(ledger.list('s1', 0, 100).entries.map((e) => e.requestId), ['r0', 'r5', 'r6', 'r7', 'r8', 'r9']);
+    // Age: everything accepted before 1_008 goes, but not the open r0.
+    assert.equal(ledger.retain('remote', 100, 1_000, 2_008), 3);
+    assert.deepEqual(ledger.list('s1', 0, 100).entries.map((e) => e.requestId), ['r0', 'r8', 'r9']);
+    assert.equal(ledger.retain('other-env', 0, 0), 0);
+    store.close();
+    // What retention removed is gone from the table too.
+    const { ledger: reopened, store: s2 } = open(file);
+    assert.deepEqual(reopened.list('s1', 0, 100).entries.map((e) => e.requestId), ['r0', 'r8', 'r9']);
+    s2.close();
+  });
+
+  it("drops a never-dispatched entry of its own run only, and a session's close removes its entries", async () => {
+    const { ledger, store } = open();
+    await ledger.write('run-1', [accept('s1', 'a', 1), accept('s1', 'b', 2), accept('s2', 'c', 3)]);
+    await ledger.write('run-2', [{ op: 'drop', s: 's1', r: 'a' }]);
+    assert.ok(ledger.get('s1', 'a'), 'another run may not drop it');
+    await ledger.write('run-1', [{ op: 'drop', s: 's1', r: 'a' }]);
+    assert.equal(ledger.get('s1', 'a'), undefined);
+    // Dropped: the same id may be accepted afresh.
+    assert.deepEqual(await ledger.write('run-1', [accept('s1', 'a', 4)]), [null]);
+    ledger.deleteSession('s1');
+    assert.deepEqual(ledger.list('s1', 0, 10).entries, []);
+    assert.equal(ledger.get('s2', 'c')?.state, 'accepted');
+    store.close();
+  });
+
+  it('reads its index back when a commit fails, so a write that did not land is not remembered', async () => {
+    const { ledger, store } = open();
+    await ledger.write('run-1', [accept('s1', 'a', 1)]);
+    // A bad op after a good one fails the whole tick's transaction: neither is kept.
+    const bad = { op: 'accept', s: 's1', r: 'b', scope: 'request', env: 'remote', m: 'state.set', ex: 'remote-0', at: null } as unknown as LedgerOp;
+    await assert.rejects(ledger.write('run-1', [accept('s1', 'x', 2), bad]));
+    assert.equal(ledger.get('s1', 'x'), undefined);
+    assert.deepEqual(await ledger.write('run-1', [accept('s1', 'x', 3)]), [null]);
+    assert.deepEqual(ledger.counts(), { accepted: 2 });
+    store.close();
+  });
+
+  it('moves a store of the first layout (keyed by session and request id) over whole', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-store-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'state.db');
+    const db = new Database(file);
+    db.exec(`CREATE TABLE ledger (
+      session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL,
+      method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT,
+      accepted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
+      exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0,
+      PRIMARY KEY (session_id, request_id)) WITHOUT ROWID`);
+    db.prepare("INSERT INTO ledger VALUES ('s1', 'old', 'request', 'remote', 'shell.exec', 'completed', 'run-0', 'remote-0', 10, 11, 20, '{\"exitCode\":0,\"signal\":null,\"timedOut\":false}', NULL, NULL, '{\"stdout\":\"hi\"}', 0)").run();
+    db.close();
+    const { ledger, store } = open(file);
+    const entry = ledger.get('s1', 'old');
+    assert.equal(entry?.state, 'completed');
+    assert.deepEqual(entry?.exit, { exitCode: 0, signal: null, timedOut: false });
+    assert.equal(entry?.durationMs, 9);
+    await ledger.write('run-1', [accept('s1', 'new', 30)]);
+    assert.deepEqual(ledger.list('s1', 0, 10).entries.map((e) => e.requestId), ['old', 'new']);
+    store.close();
+  });
+});
