@@ -11,7 +11,20 @@ import { F } from '../figures.js';
 import { closeAll, closedLoop, openMany, type LoadResult } from '../load.js';
 import { log } from '../log.js';
 import { fmtMs, fmtRate, median } from '../stats.js';
-import { dropTree, newTree, openBound } from '../trees.js';
+import { cpuMeter, printCpu, type Proc } from '../cpu.js';
+import { dropTree, newTree, openBound, pidOf } from '../trees.js';
+import type { Tree } from '../../test/helpers/tree.js';
+
+/** The processes a ledgered request goes through (the bench's sessions are on remote-0). */
+async function ledgerProcs(tree: Tree): Promise<Proc[]> {
+  const rows = await tree.ps();
+  return [
+    { name: 'continuum-websocket-daemon (edge)', pid: pidOf(rows, 'websocket-daemon') },
+    { name: 'continuum-remote-executor', pid: pidOf(rows, 'remote-0') },
+    { name: 'continuum-session-daemon', pid: pidOf(rows, 'session-daemon') },
+    { name: 'continuum-supervisor (log writer)', pid: pidOf(rows, 'supervisor') },
+  ];
+}
 
 const WORKLOADS = [
   { name: 'system.ping (read-only)', method: 'system.ping', params: undefined, stringIds: false, connections: LOAD.connections, depth: LOAD.depth },
@@ -26,6 +39,7 @@ export async function phaseLedger(): Promise<void> {
   await on.start();
   await off.start();
   log(`  started: ledger on ${on.url}, ledger off ${off.url}; ${LOAD.connections} connections × ${LOAD.depth} in flight, bound to remote sessions`);
+  const procs = { on: await ledgerProcs(on), off: await ledgerProcs(off) };
   const onConns = await openMany(LOAD.connections, () => openBound(on, 'remote'));
   const offConns = await openMany(LOAD.connections, () => openBound(off, 'remote'));
   try {
@@ -36,10 +50,13 @@ export async function phaseLedger(): Promise<void> {
         const order = round % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
         for (const side of order) {
           const conns = (side === 'on' ? onConns : offConns).slice(0, w.connections);
-          const r = await closedLoop(conns, { ...LOAD, depth: w.depth, method: w.method, params: w.params });
+          const meter = cpuMeter(procs[side]);
+          const r = await closedLoop(conns, { ...LOAD, depth: w.depth, method: w.method, params: w.params }, { onMeasureStart: () => meter.start(), onMeasureEnd: () => meter.end() });
           results[side].push(r);
           const errs = Object.entries(r.errors);
           log(`    round ${round} ${w.name} (${w.connections}×${w.depth}), ledger ${side.padEnd(3)} ${fmtRate(r.rate).padStart(13)}, p50 ${fmtMs(r.latency.p50)}, p99 ${fmtMs(r.latency.p99)}${errs.length ? `; errors ${errs.map(([k, n]) => `${k}×${n}`).join(', ')}` : ''}`);
+          // Where the ledger's cost lands, once per workload and side.
+          if (round === ROUNDS) printCpu(`ledger ${side} ${w.name}`, meter.report, r.completed);
         }
       }
       const ratio = median(results.on.map((r, i) => r.rate / results.off[i]!.rate));
