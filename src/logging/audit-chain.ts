@@ -2,13 +2,13 @@
 // `seq` and `prev`, the SHA-256 of the line before it, so an edited, deleted or reordered
 // record breaks the chain at that point. `<env>.head` holds the count and the hash of the
 // last line, so the tail (which no later record vouches for) is covered too.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import fs from 'node:fs';
 
 export const GENESIS = '0'.repeat(64);
 
-export function lineHash(line: string): string {
-  return createHash('sha256').update(line).digest('hex');
+export function lineHash(line: string | Buffer): string {
+  return hash('sha256', line, 'hex');
 }
 
 export interface ChainHead {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RotatingFile, type LogLoss, type RotationPolicy } from '../logging/rotating-file.js';
 import { SERVER_LOG } from '../config/paths.js';
-import { AUDIT_PREFIX } from '../logging/audit-line.js';
+import { AUDIT_PREFIX, LOG_AND_AUDIT_PREFIX } from '../logging/audit-line.js';
 import type { AuditTrail } from './audit-trail.js';
 
 const MAX_LINE = 64 * 1024;
@@ -41,8 +41,13 @@ export class LogRouter {
     const tab = line.indexOf('\t');
     if (tab > 0 && tab < 48 && line.charCodeAt(tab + 1) === 123 /* { */) {
       const target = line.slice(0, tab);
-      if (target.startsWith(AUDIT_PREFIX)) this.audit?.append(target.slice(AUDIT_PREFIX.length), line.slice(tab + 1));
-      else this.file(target).write(line.slice(tab + 1));
+      const record = line.slice(tab + 1);
+      if (target.startsWith(AUDIT_PREFIX)) this.audit?.append(target.slice(AUDIT_PREFIX.length), record);
+      else if (target.startsWith(LOG_AND_AUDIT_PREFIX)) {
+        const env = target.slice(LOG_AND_AUDIT_PREFIX.length);
+        this.file(env).write(record);
+        this.audit?.append(env, record);
+      } else this.file(target).write(record);
     } else if (line.charCodeAt(0) === 123) {
       this.file(SERVER_LOG).write(line);
     } else {

@@ -8,7 +8,7 @@ import type { Frame } from '../../bus/frame-codec.js';
 import { FrameKind, ResponseFlags } from '../../bus/frame-codec.js';
 import type { TickCork } from '../../bus/tick-cork.js';
 import type { Config } from '../../config/schema.js';
-import { audit } from '../../logging/audit-line.js';
+import { audit, logAndAudit } from '../../logging/audit-line.js';
 import { emitRecord } from '../../logging/child-log.js';
 import { ContinuumError, toContinuumError } from '../../protocol/errors.js';
 import { errorFrame, notificationFrame, parseRequest, sniffId, successFrame, type RequestId } from '../../protocol/jsonrpc.js';
@@ -493,21 +493,23 @@ export class Router {
   }
 
   private logCommand(entry: { sessionId: string; environment: string }, conn: ClientConnection, id: RequestId | null, method: string, durationMs: number, outcome: string, code: number | undefined, link: ExecutorLink | undefined): void {
-    audit(entry.environment, { time: Date.now(), env: entry.environment, tokenId: conn.tokenId, remote: conn.remote, sessionId: entry.sessionId, event: 'command', method, requestId: id, outcome, code: code ?? null, durationMs });
-    const record: Record<string, unknown> = {
+    // The environment's log line and its audit record in one (who, what, when, how it ended).
+    logAndAudit(entry.environment, {
       time: Date.now(),
       level: outcome === 'ok' ? 30 : 40,
       msg: 'command',
       pid: link?.connectedPid ?? link?.status.pid ?? undefined,
       env: entry.environment,
+      tokenId: conn.tokenId,
+      remote: conn.remote,
       sessionId: entry.sessionId,
-      requestId: id,
+      event: 'command',
       method,
-      durationMs,
+      requestId: id,
       outcome,
-    };
-    if (code !== undefined) record.code = code;
-    emitRecord(record as never, entry.environment);
+      code: code ?? null,
+      durationMs,
+    });
     this.metrics.observe(entry.environment, method, outcome, durationMs);
   }
 }
