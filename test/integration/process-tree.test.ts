@@ -1,12 +1,12 @@
 // The process tree as an operator sees it: real `ps`, the CLI's banner, tokens, ps,
 // stop/start, a config-defined environment, config errors, doctor and run.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { cli, continuumPids, freePort, isAlive, startTree, stopTree, tempHome, waitFor, type PsRow, type Tree } from '../helpers/tree.js';
+import { CLI, cli, continuumPids, freePort, isAlive, startTree, stopTree, tempHome, waitFor, type PsRow, type Tree } from '../helpers/tree.js';
 
 /** A hang fails the test instead of blocking the run. */
 const LIMIT = { timeout: 60_000 };
@@ -213,6 +213,30 @@ describe('stopping', () => {
       assert.deepEqual(treeCgroups(tree.home), [], 'the tree left cgroups behind');
     } finally {
       await stopTree(tree);
+    }
+  });
+
+  test('a foreground supervisor whose output pipe was closed still stops cleanly on SIGTERM', LIMIT, async () => {
+    // As when whatever ran `continuum start` died: the supervisor's "stopping…" line meets EPIPE.
+    const home = tempHome();
+    const port = await freePort();
+    const proc = spawn(process.execPath, [CLI, 'start', '--home', home, '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+      await waitFor(() => out.includes('Continuum is running'), 20_000, 'the banner');
+      const ps = await cli(['ps', '--home', home, '--json']);
+      const pids = livePids((JSON.parse(ps.stdout) as { processes: PsRow[] }).processes);
+      assert.ok(treeCgroups(home).length > 0 || !fs.existsSync('/sys/fs/cgroup'), 'the tree made cgroups');
+      proc.stdout!.destroy();
+      proc.stderr!.destroy();
+      const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+      proc.kill('SIGTERM');
+      assert.equal(await exited, 0, 'the supervisor exits 0');
+      await waitFor(() => pids.every((p) => !isAlive(p)), 6_000, 'every process of the tree to exit');
+      assert.deepEqual(treeCgroups(home), [], 'the tree left cgroups behind');
+    } finally {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
     }
   });
 

@@ -43,6 +43,10 @@ export async function start(opts: StartOptions): Promise<void> {
 
   const t0 = Date.now();
   process.title = 'continuum-supervisor';
+  // Whatever started us in the foreground may go away (a closed pipe, a dead parent): a write
+  // to it then fails with EPIPE, which must not take the supervisor down, least of all while
+  // it stops (its cgroups would be left behind). What it says is in <home>/logs anyway.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const supervisor = new Supervisor(config, opts.home);
   let stopping = false;
   const shutdown = async (why: string) => {
