@@ -32,19 +32,30 @@ import { loadAverage } from './stats.js';
 import { summary } from './summary.js';
 import { dropTree, scratch, trees } from './trees.js';
 
-async function cleanup(): Promise<void> {
-  for (const proc of [...helpers]) await stopHelper(proc).catch(() => undefined);
-  for (const tree of [...trees]) await dropTree(tree).catch(() => undefined);
-  for (const dir of scratch) fs.rmSync(dir, { recursive: true, force: true });
+let cleaning: Promise<void> | undefined;
+/** Stops what the bench started; once, however many paths ask (an interrupt and the main flow's end). */
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const proc of [...helpers]) await stopHelper(proc).catch(() => undefined);
+    for (const tree of [...trees]) await dropTree(tree).catch(() => undefined);
+    for (const dir of scratch) fs.rmSync(dir, { recursive: true, force: true });
+  })();
+  return cleaning;
 }
 
 let interrupted = false;
-process.on('SIGINT', () => {
-  if (interrupted) process.exit(130);
+function interrupt(why: string | undefined): void {
+  if (interrupted) {
+    if (why) process.exit(130); // a second Ctrl-C: now
+    return;
+  }
   interrupted = true;
-  log('interrupted; stopping what the bench started');
+  if (why) log(`${why}; stopping what the bench started`);
   void cleanup().finally(() => process.exit(130));
-});
+}
+process.on('SIGINT', () => interrupt('interrupted'));
+// Piped into something that quit (`| head`): stop the trees rather than leave them running.
+process.stdout.on('error', () => interrupt(undefined));
 
 log(`Continuum bench: node ${process.version}, ${os.cpus().length} cores, load average ${loadAverage()}; per-command logging is on (it always is)`);
 let failed = false;
