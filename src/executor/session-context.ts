@@ -2,10 +2,21 @@
 // written through to the session daemon), its workspace, and the queue that keeps its
 // commands in the order they were sent.
 import type { SessionDaemonClient } from '../bus/session-client.js';
+import v8 from 'node:v8';
 import type { LoadedSession, ShellState } from '../protocol/internal.js';
+
+/** About how much memory a stored value holds: its JSON size, near enough for a budget. */
+function sizeOf(key: string, value: unknown): number {
+  if (typeof value === 'string') return key.length + value.length + 16;
+  if (value === null || typeof value !== 'object') return key.length + 16;
+  return key.length + (JSON.stringify(value)?.length ?? 0) + 16;
+}
 
 export class SessionContext {
   kv: Map<string, unknown>;
+  /** sizeOf each key's value, and their sum: what the cache budgets. */
+  private sizes = new Map<string, number>();
+  bytes = 0;
   shell: ShellState;
   /** Identifies this incarnation of the session id (a closed id can be created again). */
   readonly createdAt: number;
@@ -18,7 +29,7 @@ export class SessionContext {
   evicted = false;
 
   constructor(readonly sessionId: string, loaded: LoadedSession, private readonly onEvict: (sessionId: string) => void = () => {}) {
-    this.kv = new Map(Object.entries(loaded.kv));
+    this.kv = this.load(loaded.kv);
     this.shell = loaded.shell;
     this.workspace = loaded.workspace;
     this.createdAt = loaded.session.createdAt;
@@ -30,9 +41,35 @@ export class SessionContext {
 
   /** Takes the daemon's copy (every acknowledged write went through, so it is the latest). */
   refresh(loaded: LoadedSession): void {
-    this.kv = new Map(Object.entries(loaded.kv));
+    this.kv = this.load(loaded.kv);
     if (!this.shellDirty) this.shell = loaded.shell;
     this.stale = false;
+  }
+
+  setKv(key: string, value: unknown): void {
+    const size = sizeOf(key, value);
+    this.bytes += size - (this.sizes.get(key) ?? 0);
+    this.sizes.set(key, size);
+    this.kv.set(key, value);
+  }
+
+  deleteKv(key: string): void {
+    this.bytes -= this.sizes.get(key) ?? 0;
+    this.sizes.delete(key);
+    this.kv.delete(key);
+  }
+
+  private load(kv: Record<string, unknown>): Map<string, unknown> {
+    this.sizes = new Map();
+    this.bytes = 0;
+    const map = new Map<string, unknown>();
+    for (const [key, value] of Object.entries(kv)) {
+      const size = sizeOf(key, value);
+      this.sizes.set(key, size);
+      this.bytes += size;
+      map.set(key, value);
+    }
+    return map;
   }
 
   /** Saves the shell state; on failure keeps retrying in the background until it lands. */
@@ -73,6 +110,11 @@ export class SessionContext {
 
 /** Idle sessions beyond this many are dropped from memory (they reload on next use). */
 const MAX_CACHED_SESSIONS = 2_000;
+/**
+ * Nor may idle sessions' state hold more than a quarter of the heap V8 may grow to: many
+ * sessions with big values (a fuzzer's, or a busy agent's) would otherwise fill it.
+ */
+const DEFAULT_CACHE_BYTES = Math.floor(v8.getHeapStatistics().heap_size_limit / 4);
 
 export class SessionCache {
   /** In least-recently-used order (a hit moves a session to the end). */
@@ -80,7 +122,11 @@ export class SessionCache {
   private readonly loading = new Map<string, Promise<SessionContext>>();
 
   /** `onEvict`: what else goes with a session (a sandboxed executor's per-session /tmp). */
-  constructor(private readonly daemon: Pick<SessionDaemonClient, 'call'>, private readonly onEvict?: (sessionId: string) => void) {}
+  constructor(
+    private readonly daemon: Pick<SessionDaemonClient, 'call'>,
+    private readonly onEvict?: (sessionId: string) => void,
+    private readonly maxBytes = DEFAULT_CACHE_BYTES,
+  ) {}
 
   get(sessionId: string): SessionContext | Promise<SessionContext> {
     const cached = this.sessions.get(sessionId);
@@ -126,11 +172,17 @@ export class SessionCache {
     return p;
   }
 
+  /** Drops idle sessions, least recently used first, while there are too many or they hold too much (at each load). */
   private trim(): void {
-    if (this.sessions.size <= MAX_CACHED_SESSIONS) return;
+    let bytes = 0;
+    for (const ctx of this.sessions.values()) bytes += ctx.bytes;
+    if (this.sessions.size <= MAX_CACHED_SESSIONS && bytes <= this.maxBytes) return;
     for (const [id, ctx] of this.sessions) {
-      if (this.sessions.size <= MAX_CACHED_SESSIONS * 0.9) break;
-      if (ctx.pending === 0 && ctx.running.size === 0) this.sessions.delete(id);
+      if (this.sessions.size <= MAX_CACHED_SESSIONS * 0.9 && bytes <= this.maxBytes * 0.9) break;
+      if (ctx.pending === 0 && ctx.running.size === 0) {
+        this.sessions.delete(id);
+        bytes -= ctx.bytes;
+      }
     }
   }
 

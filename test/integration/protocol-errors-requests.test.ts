@@ -98,6 +98,8 @@ describe('protocol errors', { timeout: 120_000 }, () => {
       ['fs.read', { path: 'a', encoding: 'hex' }],
       ['fs.write', { path: 'a' }],
       ['fs.write', { path: 'a', content: 1 }],
+      // A value nested deeper than 64 levels is refused, not kept (it would cost the executor its memory).
+      ['state.set', { key: 'deep', value: JSON.parse('['.repeat(1_000) + ']'.repeat(1_000)) as unknown }],
       ['fs.list', { path: '' }],
       ['fs.stat', {}],
       ['log.write', { level: 'loud', message: 'x' }],

@@ -89,4 +89,26 @@ describe('executor session cache', () => {
     release();
     await blocked;
   });
+
+  it('drops idle sessions, oldest first, once their state holds more than its byte budget', async () => {
+    const daemon = new FakeDaemon();
+    for (const id of ['a', 'b', 'c', 'd']) daemon.add(id, 1, { big: 'x'.repeat(400) });
+    const cache = new SessionCache(daemon, undefined, 1_300);
+    for (const id of ['a', 'b']) await cache.get(id);
+    assert.equal(daemon.loads, 2);
+    // A state write counts too: 'a' grows, then loading 'c' puts the cache over its budget.
+    const a = await cache.get('a');
+    a.setKv('more', 'y'.repeat(300));
+    assert.ok(a.bytes > 700);
+    await cache.get('c');
+    // 'b' was the least recently used: it went; 'a' and 'c' are still served from memory.
+    await cache.get('a');
+    await cache.get('c');
+    assert.equal(daemon.loads, 3);
+    await cache.get('b');
+    assert.equal(daemon.loads, 4, "'b' was loaded again");
+    a.deleteKv('more');
+    a.deleteKv('big');
+    assert.equal(a.bytes, 0);
+  });
 });

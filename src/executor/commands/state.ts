@@ -9,13 +9,13 @@ export function get(params: { key: string }, ctx: CommandContext) {
 export async function set(params: { key: string; value: unknown }, ctx: CommandContext) {
   const value = params.value === undefined ? null : params.value;
   await ctx.env.sessions.call('state.set', { sessionId: ctx.session.sessionId, key: params.key, value });
-  ctx.session.kv.set(params.key, value);
+  ctx.session.setKv(params.key, value);
   return { ok: true as const };
 }
 
 export async function remove(params: { key: string }, ctx: CommandContext) {
   await ctx.env.sessions.call('state.delete', { sessionId: ctx.session.sessionId, key: params.key });
-  ctx.session.kv.delete(params.key);
+  ctx.session.deleteKv(params.key);
   return { ok: true as const };
 }
 
