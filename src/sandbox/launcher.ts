@@ -220,7 +220,18 @@ export class SandboxHost {
     // The limits apply to the executor and all it starts; a fresh cgroup per process, so a
     // standby doesn't share its executor's memory budget.
     const limits = { memory: p.memory, cpu: p.cpu, pids: p.pids };
-    const cgroup = this.cgroups?.create(`${executorId}-${++this.seq}`, limits);
+    // Everything that can fail goes before the cgroup is made: a launch that throws after it
+    // would leave it behind (seen with <home> deleted under a running tree, once per restart).
+    const egress = boot.egressSocket;
+    if (egress) fs.mkdirSync(path.dirname(egress), { recursive: true, mode: 0o755 });
+    const seccompFd = bubblewrap && this.seccomp && p.seccomp ? fs.openSync(this.seccomp.executor, 'r') : undefined;
+    let cgroup: Cgroup | undefined;
+    try {
+      cgroup = this.cgroups?.create(`${executorId}-${++this.seq}`, limits);
+    } catch (err) {
+      if (seccompFd !== undefined) fs.closeSync(seccompFd);
+      throw err;
+    }
 
     const mounts: MountOp[] = [
       ...this.system,
@@ -245,10 +256,8 @@ export class SandboxHost {
     }
     const extra: MountOp[] = [...p.filesystem.readOnly.map((src): MountOp => ({ op: 'ro-bind', src })), ...p.filesystem.writable.map((src): MountOp => ({ op: 'bind', src }))];
     mounts.push(...extra);
-    const egress = boot.egressSocket;
     const insideBoot: ChildBoot = { ...boot };
     if (egress) {
-      fs.mkdirSync(path.dirname(egress), { recursive: true, mode: 0o755 });
       mounts.push({ op: 'bind', src: path.dirname(egress), dest: INSIDE.egressDir });
       insideBoot.egressSocket = path.posix.join(INSIDE.egressDir, path.basename(egress));
     }
@@ -271,7 +280,6 @@ export class SandboxHost {
     };
 
     if (!bubblewrap) return this.unshareLaunch(mounts, { uid, gid, workspaces, network, module, childEnv, cgroup, boot: insideBoot, memory: p.memory });
-    const seccompFd = this.seccomp && p.seccomp ? fs.openSync(this.seccomp.executor, 'r') : undefined;
     // As root, bwrap builds the sandbox with host privileges (so <home> may stay 0700) and
     // setpriv, the first thing inside, drops to the environment's uid/gid for good: no
     // groups, no capabilities (bounding set emptied), no_new_privs. Without root, bwrap

@@ -240,6 +240,31 @@ describe('stopping', () => {
     }
   });
 
+  test('an executor whose relaunch fails leaves no cgroup behind', LIMIT, async () => {
+    // The seccomp programs gone from <home>/run/sandbox: every relaunch of a confined executor
+    // fails before it starts (as when <home> is deleted under a running tree).
+    const tree = await startTree();
+    try {
+      const sandboxDir = path.join(tree.home, 'run', 'sandbox');
+      const programs = fs.existsSync(sandboxDir) ? fs.readdirSync(sandboxDir).filter((f) => f.endsWith('.bpf')) : [];
+      if (programs.length === 0) return; // no seccomp on this host: nothing to break here
+      for (const f of programs) fs.rmSync(path.join(sandboxDir, f));
+      // Twice: the first death may be covered by its warm standby, which was already running.
+      const serverLog = path.join(tree.home, 'logs', 'server.log');
+      const failed = () => fs.readFileSync(serverLog, 'utf8').split('\n').filter((l) => l.includes('"child failed to start"') && l.includes('browser-0')).length;
+      for (let i = 0; i < 2 && failed() === 0; i++) {
+        const victim = (await tree.row('browser-0')).pid;
+        if (victim) process.kill(victim, 'SIGKILL');
+        await waitFor(() => failed() > 0 || undefined, 10_000, 'a failed relaunch of browser-0').catch(() => undefined);
+      }
+      assert.ok(failed() > 0, 'browser-0 was relaunched and failed');
+      assert.equal(await tree.stop(), 0);
+      assert.deepEqual(treeCgroups(tree.home), [], 'failed launches left cgroups behind');
+    } finally {
+      await stopTree(tree);
+    }
+  });
+
   test('start --detach, then continuum stop, stops it with nothing left', LIMIT, async () => {
     const home = tempHome();
     const port = await freePort();
