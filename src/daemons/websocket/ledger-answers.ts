@@ -22,7 +22,8 @@ interface ShellResult {
 }
 
 /** The finish op for an answer body (a JSON-RPC response as the executor sent it). */
-export function finishOf(base: { s: string; r: string; at: number; started: number }, method: string, id: RequestId | null, isError: boolean, body: Buffer, cap: number): FinishOp {
+export function finishOf(s: string, r: string, started: number, method: string, id: RequestId | null, isError: boolean, body: Buffer, cap: number): FinishOp {
+  const at = Date.now();
   if (isError) {
     let error: FinishOp['error'];
     try {
@@ -30,7 +31,7 @@ export function finishOf(base: { s: string; r: string; at: number; started: numb
     } catch {
       error = { code: -32603, message: 'the executor sent an unreadable error' };
     }
-    return { op: 'finish', ...base, state: 'failed', ...(error ? { error } : {}) };
+    return { op: 'finish', s, r, state: 'failed', at, started, ...(error ? { error } : {}) };
   }
   if (method === 'shell.exec') {
     const result = (JSON.parse(body.toString('utf8')) as { result: ShellResult }).result;
@@ -38,10 +39,10 @@ export function finishOf(base: { s: string; r: string; at: number; started: numb
     const stderr = cutText(result.stderr, cap);
     const cut = stdout.cut || stderr.cut;
     const kept = { ...result, stdout: stdout.text, stderr: stderr.text, truncated: result.truncated || cut };
-    return { op: 'finish', ...base, state: 'completed', exit: { exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut }, result: JSON.stringify(kept), cut };
+    return { op: 'finish', s, r, state: 'completed', at, started, exit: { exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut }, result: JSON.stringify(kept), cut };
   }
   // `{"jsonrpc":"2.0","id":<id>,"result":<result>}` as the executor writes it: keep <result> as is.
   const lead = `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":`.length;
-  if (body.length - lead - 1 > cap) return { op: 'finish', ...base, state: 'completed', cut: true };
-  return { op: 'finish', ...base, state: 'completed', result: body.subarray(lead, body.length - 1).toString('utf8') };
+  if (body.length - lead - 1 > cap) return { op: 'finish', s, r, state: 'completed', at, started, cut: true };
+  return { op: 'finish', s, r, state: 'completed', at, started, result: body.subarray(lead, body.length - 1).toString('utf8') };
 }

@@ -8,24 +8,41 @@ import type { ExecutorStatus, LedgerOp } from '../../protocol/internal.js';
 import { errorFrame, type RequestId } from '../../protocol/jsonrpc.js';
 import { lostError, lostReasonOf, replayFrame } from '../../protocol/ledger.js';
 import type { MethodDescriptor } from '../../protocol/method.js';
-import { commandStatus, FINAL_COMMAND_STATES, type LostReason } from '../../protocol/methods/command.js';
+import { commandStatus, FINAL_COMMAND_STATES, type CommandEntry, type LostReason } from '../../protocol/methods/command.js';
 import type { ExecutorLink } from './executor-pool.js';
 import { finishOf } from './ledger-answers.js';
-import type { LedgerWriter } from './ledger-writer.js';
+import type { AcceptFields, LaterOp, LedgerSink, LedgerWriter } from './ledger-writer.js';
 import type { ClientConnection } from './router.js';
 import { parseParams, type Binding } from './session-binder.js';
 
 /** A ledgered request of this edge, from its accept until its final state is durable. */
-export interface Tracked {
-  key: string;
-  sessionId: string;
-  requestId: string;
+export interface Tracked extends AcceptFields {
+  /** The router's slot, until the entry is durable. */
+  admission: Admission | undefined;
   /** Resends of the same string id, waiting for the answer. */
-  waiters: { conn: ClientConnection; id: RequestId | null }[];
+  waiters: { conn: ClientConnection; id: RequestId | null }[] | undefined;
   /** The answer, once known: what a later resend gets until the ledger has it. */
-  answer?: string | Buffer;
+  answer: string | Buffer | undefined;
   /** When it was dispatched; its `start` is written only if it is still running a moment later. */
-  dispatchedAt?: number;
+  dispatchedAt: number;
+}
+
+export type EdgeLedgerWriter = LedgerWriter<Tracked, Tracked>;
+
+/** A command in its connection's queue, waiting for its ledger entry or behind one that is (run order is sent order). */
+export interface Admission {
+  conn: ClientConnection;
+  binding: Binding;
+  method: MethodDescriptor;
+  id: RequestId | null;
+  /** The frame as the client sent it, and its params: what the router dispatches. */
+  data: Buffer;
+  params: unknown;
+  /** Its turn may come: its entry is durable, or it needs none, or it was answered here. */
+  ready: boolean;
+  /** Needs a ledger entry; once ready without `tracked`, it was answered here and is not dispatched. */
+  ledgered: boolean;
+  tracked: Tracked | undefined;
 }
 
 /** What the gate needs of a dispatched request. */
@@ -50,6 +67,8 @@ interface Dying {
 export interface GateHooks {
   send(conn: ClientConnection, frame: string | Buffer): void;
   log(binding: Binding, conn: ClientConnection, id: RequestId | null, method: string, outcome: string, code: number | undefined): void;
+  /** The admission's entry is durable: dispatch it as `tracked`; or, `tracked` undefined, it was answered here. */
+  admitted(a: Admission, tracked: Tracked | undefined): void;
 }
 
 type FinishOp = Extract<LedgerOp, { op: 'finish' }>;
@@ -62,70 +81,123 @@ const DYING_WAIT_MS = 2_000;
  */
 const START_AFTER_MS = 25;
 
-export class LedgerGate {
-  /** String-id requests of this edge not yet final in the ledger, by session + id. */
-  private readonly open = new Map<string, Tracked>();
+/** Open entries by session, then request id: no key string per command. */
+class OpenEntries {
+  private readonly bySession = new Map<string, Map<string, Tracked>>();
+
+  get(sessionId: string, requestId: string): Tracked | undefined {
+    return this.bySession.get(sessionId)?.get(requestId);
+  }
+
+  add(t: Tracked): void {
+    let m = this.bySession.get(t.sessionId);
+    if (!m) this.bySession.set(t.sessionId, (m = new Map()));
+    m.set(t.requestId, t);
+  }
+
+  /** Removes `t` if it is still the open entry of its key. */
+  remove(t: Tracked): void {
+    const m = this.bySession.get(t.sessionId);
+    if (m?.get(t.requestId) !== t) return;
+    m.delete(t.requestId);
+    if (m.size === 0) this.bySession.delete(t.sessionId);
+  }
+}
+
+const keyOf = (t: Tracked): string => `${t.sessionId}\n${t.requestId}`;
+
+export class LedgerGate implements LedgerSink<Tracked, Tracked> {
+  /** String-id requests of this edge not yet final in the ledger. */
+  private readonly open = new OpenEntries();
   /** Keys whose never-dispatched entry is being removed: a resend waits for that. */
   private readonly dropping = new Set<string>();
   private readonly dying = new Map<string, Dying>();
   private unstarted: Tracked[] = [];
   private readonly outputCap: Map<string, number>;
 
-  constructor(config: Config, private readonly writer: LedgerWriter, private readonly hooks: GateHooks) {
+  constructor(config: Config, private readonly writer: EdgeLedgerWriter, private readonly hooks: GateHooks) {
     this.outputCap = new Map(config.environments.map((e) => [e.name, e.ledger.outputBytes]));
+    writer.attach(this);
     setInterval(() => this.recordStarts(), START_AFTER_MS).unref();
   }
 
   /**
-   * Makes the request's entry durable. Resolves with it when it is new and may be
-   * dispatched; resolves undefined when it has been answered here (a resend, or no ledger).
+   * Makes the request's entry durable, then tells `hooks.admitted`: with its Tracked when it
+   * is new and may be dispatched, without when it has been answered here (a resend, or no ledger).
    */
-  async admit(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null): Promise<Tracked | undefined> {
+  admit(a: Admission): void {
+    const { conn, binding, id } = a;
     const scoped = typeof id === 'string';
     const requestId = scoped ? id : `#${conn.serial}.${++conn.seq}`;
-    const key = `${binding.sessionId}\n${requestId}`;
     if (scoped) {
-      const running = this.open.get(key);
+      const running = this.open.get(binding.sessionId, requestId);
       if (running) {
         if (running.answer !== undefined) this.hooks.send(conn, running.answer);
-        else running.waiters.push({ conn, id });
-        return undefined;
+        else (running.waiters ??= []).push({ conn, id });
+        return this.hooks.admitted(a, undefined);
       }
-      if (this.dropping.has(key)) {
+      if (this.dropping.size > 0 && this.dropping.has(`${binding.sessionId}\n${requestId}`)) {
         this.hooks.send(conn, errorFrame(id, new ContinuumError('EXECUTOR_UNAVAILABLE', `request ${requestId} is being cleared from the ledger after the session daemon restarted; nothing ran; retry shortly`, { retryable: true, retryAfterMs: 200 })));
-        return undefined;
+        return this.hooks.admitted(a, undefined);
       }
     }
-    const tracked: Tracked = { key, sessionId: binding.sessionId, requestId, waiters: [] };
-    if (scoped) this.open.set(key, tracked);
-    let existing;
-    try {
-      existing = await this.writer.accept({ op: 'accept', s: binding.sessionId, r: requestId, scope: scoped ? 'request' : 'connection', env: binding.environment, m: method.name, ex: binding.executorId, at: Date.now() });
-    } catch (err) {
-      this.open.delete(key);
-      // A disk that refuses the entry is the client's -32007 (the store says why); anything else, a retryable -32003.
-      const e = err instanceof ContinuumError && err.code === 'CONTINUUM_STORAGE_UNAVAILABLE'
-        ? new ContinuumError('STORAGE_UNAVAILABLE', `the command ledger cannot record the request, so it was not run: ${err.message}`, err.data)
-        : new ContinuumError('EXECUTOR_UNAVAILABLE', `the command ledger is unavailable (${(err as Error).message}); nothing was run; retry shortly`, { retryable: true, retryAfterMs: 200 });
-      this.answerAll(conn, tracked, errorFrame(id, e));
-      this.drop(tracked);
-      this.hooks.log(binding, conn, id, method.name, 'unavailable', e.rpcCode);
-      return undefined;
-    }
-    if (existing === null) return tracked;
-    this.open.delete(key);
+    const tracked: Tracked = {
+      sessionId: binding.sessionId,
+      requestId,
+      scoped,
+      environment: binding.environment,
+      method: a.method.name,
+      executorId: binding.executorId,
+      acceptedAt: Date.now(),
+      admission: a,
+      waiters: undefined,
+      answer: undefined,
+      dispatchedAt: 0,
+    };
+    if (scoped) this.open.add(tracked);
+    this.writer.accept(tracked);
+  }
+
+  /** The writer's word: the entry is durable, or it was there already (a resend). */
+  accepted(tracked: Tracked, existing: CommandEntry | null): void {
+    const a = tracked.admission!;
+    tracked.admission = undefined;
+    if (existing === null) return this.hooks.admitted(a, tracked);
+    this.open.remove(tracked);
     // Only an entry left open by an earlier edge run can be open and not ours; the session daemon closes those at hello.
     const frame = FINAL_COMMAND_STATES.has(existing.state)
-      ? replayFrame(id, existing)
-      : errorFrame(id, new ContinuumError('EXECUTOR_UNAVAILABLE', `request ${requestId} is still open in the ledger; ask command.status, or retry shortly`, { retryable: true, retryAfterMs: 500 }));
-    this.answerAll(conn, tracked, frame);
-    this.hooks.log(binding, conn, id, method.name, 'replayed', undefined);
-    return undefined;
+      ? replayFrame(a.id, existing)
+      : errorFrame(a.id, new ContinuumError('EXECUTOR_UNAVAILABLE', `request ${tracked.requestId} is still open in the ledger; ask command.status, or retry shortly`, { retryable: true, retryAfterMs: 500 }));
+    this.answerAll(a.conn, tracked, frame);
+    this.hooks.log(a.binding, a.conn, a.id, tracked.method, 'replayed', undefined);
+    this.hooks.admitted(a, undefined);
+  }
+
+  /** The writer's word: the ledger could not take the entry, so the command is not run. */
+  refused(tracked: Tracked, err: Error): void {
+    const a = tracked.admission!;
+    tracked.admission = undefined;
+    this.open.remove(tracked);
+    // A disk that refuses the entry is the client's -32007 (the store says why); anything else, a retryable -32003.
+    const e = err instanceof ContinuumError && err.code === 'CONTINUUM_STORAGE_UNAVAILABLE'
+      ? new ContinuumError('STORAGE_UNAVAILABLE', `the command ledger cannot record the request, so it was not run: ${err.message}`, err.data)
+      : new ContinuumError('EXECUTOR_UNAVAILABLE', `the command ledger is unavailable (${err.message}); nothing was run; retry shortly`, { retryable: true, retryAfterMs: 200 });
+    this.answerAll(a.conn, tracked, errorFrame(a.id, e));
+    this.drop(tracked);
+    this.hooks.log(a.binding, a.conn, a.id, tracked.method, 'unavailable', e.rpcCode);
+    this.hooks.admitted(a, undefined);
+  }
+
+  /** The writer's word: a later op is durable. */
+  recorded(op: LaterOp, tracked: Tracked | undefined): void {
+    if (!tracked) return;
+    if (op.op === 'finish') this.open.remove(tracked);
+    else if (op.op === 'drop') this.dropping.delete(keyOf(tracked));
   }
 
   /** It could not be sent to its executor, so it never ran: as if never sent, and a resend may run it. */
   notDispatched(conn: ClientConnection, tracked: Tracked, frame: string): void {
-    this.open.delete(tracked.key);
+    this.open.remove(tracked);
     this.answerAll(conn, tracked, frame);
     this.drop(tracked);
   }
@@ -138,7 +210,7 @@ export class LedgerGate {
   /** The executor's answer: resends get the same bytes, the ledger its final state. */
   answered(d: Dispatched, isError: boolean, body: Buffer): void {
     const { tracked } = d;
-    this.settle(tracked, body, finishOf({ s: tracked.sessionId, r: tracked.requestId, at: Date.now(), started: d.start }, d.method, d.id, isError, body, this.outputCap.get(d.environment) ?? 65_536));
+    this.settle(tracked, body, finishOf(tracked.sessionId, tracked.requestId, d.start, d.method, d.id, isError, body, this.outputCap.get(d.environment) ?? 65_536));
   }
 
   /** The edge stopped waiting for the executor (-32004). */
@@ -208,29 +280,27 @@ export class LedgerGate {
 
   /** Answers the waiting resends, keeps the answer for later ones until the final state is durable. */
   private settle(tracked: Tracked, frame: string | Buffer, op: FinishOp): void {
-    for (const w of tracked.waiters) this.hooks.send(w.conn, frame);
-    tracked.waiters = [];
+    if (tracked.waiters) for (const w of tracked.waiters) this.hooks.send(w.conn, frame);
+    tracked.waiters = undefined;
     tracked.answer = frame;
-    void this.writer.record(op).then(() => {
-      if (this.open.get(tracked.key) === tracked) this.open.delete(tracked.key);
-    });
+    this.writer.record(op, tracked);
   }
 
   private recordStarts(): void {
     const due = this.unstarted;
     this.unstarted = [];
-    for (const t of due) if (t.answer === undefined) void this.writer.record({ op: 'start', s: t.sessionId, r: t.requestId, at: t.dispatchedAt! });
+    for (const t of due) if (t.answer === undefined) this.writer.record({ op: 'start', s: t.sessionId, r: t.requestId, at: t.dispatchedAt });
   }
 
   private drop(tracked: Tracked): void {
-    this.dropping.add(tracked.key);
-    void this.writer.record({ op: 'drop', s: tracked.sessionId, r: tracked.requestId }).then(() => this.dropping.delete(tracked.key));
+    this.dropping.add(keyOf(tracked));
+    this.writer.record({ op: 'drop', s: tracked.sessionId, r: tracked.requestId }, tracked);
   }
 
   /** Sends `frame` to the requester and to every resend waiting on the same id (same id, same bytes). */
   private answerAll(conn: ClientConnection, tracked: Tracked, frame: string | Buffer): void {
     this.hooks.send(conn, frame);
-    for (const w of tracked.waiters) this.hooks.send(w.conn, frame);
-    tracked.waiters = [];
+    if (tracked.waiters) for (const w of tracked.waiters) this.hooks.send(w.conn, frame);
+    tracked.waiters = undefined;
   }
 }

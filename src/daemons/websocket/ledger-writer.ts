@@ -1,17 +1,40 @@
 // The edge's side of the command ledger: state changes go to the session daemon in one
-// `ledger.write` per tick. An `accept` is awaited (a command is dispatched only once its
+// `ledger.write` per tick. An accept is waited for (a command is dispatched only once its
 // entry is durable); later changes (start, finish, drop) are sent a few ms later in the
 // same kind of batch and re-sent until acknowledged, so a session-daemon restart loses none.
+//
+// Every command of a ledgered environment passes through here twice, so the writer keeps
+// no promise, closure or op object per command: it queues the caller's own objects and
+// tells its sink when their batch lands. Under load, what each command keeps alive for
+// the tens of milliseconds it waits is what the edge's garbage collector copies and
+// promotes; that, not the ledger's bytes, was most of the ledger's cost on the edge.
 import type { SessionDaemonClient } from '../../bus/session-client.js';
 import type { LedgerOp } from '../../protocol/internal.js';
 import type { CommandEntry } from '../../protocol/methods/command.js';
 
-type AcceptOp = Extract<LedgerOp, { op: 'accept' }>;
-type LaterOp = Exclude<LedgerOp, AcceptOp>;
+export type LaterOp = Exclude<LedgerOp, { op: 'accept' }>;
 
-interface Waiting<T> {
-  resolve: (v: T) => void;
-  reject: (e: Error) => void;
+/** What an accept records; the caller's own per-command object carries these fields. */
+export interface AcceptFields {
+  sessionId: string;
+  requestId: string;
+  /** A client's string id (a resend may repeat it), or one the edge made for a numeric id. */
+  scoped: boolean;
+  environment: string;
+  method: string;
+  executorId: string;
+  /** When the edge accepted it. */
+  acceptedAt: number;
+}
+
+/** Told when what was queued has landed (or, for an accept, could not). */
+export interface LedgerSink<A extends AcceptFields, O> {
+  /** Durable: `existing` is null for a new entry, else the entry the ledger had already. */
+  accepted(a: A, existing: CommandEntry | null): void;
+  /** The ledger could not take it in time: the command must not run. */
+  refused(a: A, err: Error): void;
+  /** A later op is durable; `owner` is what `record` was given with it. */
+  recorded(op: LaterOp, owner: O | undefined): void;
 }
 
 /** Later ops wait this long for company: a start and a finish of a quick command share one commit. */
@@ -21,38 +44,44 @@ const MAX_WRITES_IN_FLIGHT = 1;
 /** How long a command waits for the ledger (a session-daemon restart) before it is refused. */
 const ACCEPT_WAIT_MS = 5_000;
 
-export class LedgerWriter {
-  private accepts: { op: AcceptOp; waiting: Waiting<CommandEntry | null> }[] = [];
-  /** `op` undefined: a barrier, acknowledged with the batch it rides in. */
-  private later: { op: LaterOp | undefined; done: () => void }[] = [];
+export class LedgerWriter<A extends AcceptFields, O> {
+  private accepts: A[] = [];
+  private later: LaterOp[] = [];
+  /** `owners[i]` goes with `later[i]`. */
+  private owners: (O | undefined)[] = [];
+  /** Resolved with the batch they ride in: everything recorded before them is durable then. */
+  private barriers: (() => void)[] = [];
   private immediate: NodeJS.Immediate | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** `ledger.write` calls sent and not yet answered. */
   private writing = 0;
+  private sink!: LedgerSink<A, O>;
 
   constructor(private readonly daemon: SessionDaemonClient) {}
 
-  /** Durable before it resolves: null for a new entry, else the entry that exists already. */
-  accept(op: AcceptOp): Promise<CommandEntry | null> {
-    return new Promise((resolve, reject) => {
-      this.accepts.push({ op, waiting: { resolve, reject } });
-      this.immediate ??= setImmediate(() => this.flush());
-    });
+  /** Set once, by whoever owns the commands (the edge's ledger gate). */
+  attach(sink: LedgerSink<A, O>): void {
+    this.sink = sink;
   }
 
-  /** Resolves once the change is durable (it is re-sent until it is). */
-  record(op: LaterOp): Promise<void> {
-    return new Promise((resolve) => {
-      this.later.push({ op, done: resolve });
-      if (!this.immediate) this.timer ??= setTimeout(() => this.flush(), LATER_DELAY_MS);
-    });
+  /** Its sink hears `accepted` once the entry is durable, or `refused`. */
+  accept(a: A): void {
+    this.accepts.push(a);
+    this.immediate ??= setImmediate(this.flushNow);
+  }
+
+  /** Its sink hears `recorded` once the change is durable (it is re-sent until it is). */
+  record(op: LaterOp, owner?: O): void {
+    this.later.push(op);
+    this.owners.push(owner);
+    if (!this.immediate) this.timer ??= setTimeout(this.flushNow, LATER_DELAY_MS);
   }
 
   /** Resolves once every change recorded before it is durable (read-your-writes for command.*). */
   barrier(): Promise<void> {
     return new Promise((resolve) => {
-      this.later.push({ op: undefined, done: resolve });
-      if (!this.immediate) this.timer ??= setTimeout(() => this.flush(), LATER_DELAY_MS);
+      this.barriers.push(resolve);
+      if (!this.immediate) this.timer ??= setTimeout(this.flushNow, LATER_DELAY_MS);
     });
   }
 
@@ -64,6 +93,8 @@ export class LedgerWriter {
     return this.daemon.call('ledger.list', { sessionId, since, limit });
   }
 
+  private readonly flushNow = (): void => this.flush();
+
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -72,37 +103,49 @@ export class LedgerWriter {
     // Under load that makes fewer, bigger batches (less work per command on both sides);
     // alone, a command's entry still goes at once.
     if (this.writing >= MAX_WRITES_IN_FLIGHT) return;
-    const later = this.later;
-    const accepts = this.accepts;
-    this.later = [];
+    const { accepts, later, owners, barriers } = this;
+    if (accepts.length === 0 && later.length === 0 && barriers.length === 0) return;
     this.accepts = [];
-    if (later.length === 0 && accepts.length === 0) return;
+    this.later = [];
+    this.owners = [];
+    this.barriers = [];
     // Later ops first: a drop or finish of a key always precedes a new accept of it.
-    const ops: LedgerOp[] = [];
-    for (const l of later) if (l.op) ops.push(l.op);
-    const nLater = ops.length;
-    for (const a of accepts) ops.push(a.op);
+    const ops: LedgerOp[] = later.slice();
+    for (const a of accepts) {
+      ops.push({ op: 'accept', s: a.sessionId, r: a.requestId, scope: a.scoped ? 'request' : 'connection', env: a.environment, m: a.method, ex: a.executorId, at: a.acceptedAt });
+    }
     this.writing++;
-    this.daemon.call<(CommandEntry | null)[]>('ledger.write', { ops }).finally(() => {
-      this.writing--;
-      if (this.accepts.length > 0 || this.later.length > 0) this.immediate ??= setImmediate(() => this.flush());
-    }).then(
+    this.daemon.call<(CommandEntry | null)[]>('ledger.write', { ops }).then(
       (answers) => {
-        for (const l of later) l.done();
-        accepts.forEach((a, i) => a.waiting.resolve(answers[nLater + i] ?? null));
+        this.written();
+        for (let i = 0; i < later.length; i++) this.sink.recorded(later[i]!, owners[i]);
+        for (const b of barriers) b();
+        const n = later.length;
+        for (let i = 0; i < accepts.length; i++) this.sink.accepted(accepts[i]!, answers[n + i] ?? null);
       },
       (err: Error) => {
+        this.written();
         // Nothing of an unacknowledged batch is known to have landed: send it again later.
         // Commands wait a while for a restarting session daemon rather than fail at once.
-        // The op's `at` is when the edge accepted it.
         const now = Date.now();
-        const retry = accepts.filter((a) => now - a.op.at < ACCEPT_WAIT_MS);
-        for (const a of accepts) if (now - a.op.at >= ACCEPT_WAIT_MS) a.waiting.reject(err);
+        const retry: A[] = [];
+        for (const a of accepts) {
+          if (now - a.acceptedAt < ACCEPT_WAIT_MS) retry.push(a);
+          else this.sink.refused(a, err);
+        }
         this.accepts = retry.concat(this.accepts);
         this.later = later.concat(this.later);
-        this.timer ??= setTimeout(() => this.flush(), RETRY_MS);
+        this.owners = owners.concat(this.owners);
+        this.barriers = barriers.concat(this.barriers);
+        this.timer ??= setTimeout(this.flushNow, RETRY_MS);
         this.timer.unref();
       },
     );
+  }
+
+  /** A batch was answered: the one that gathered meanwhile goes now. */
+  private written(): void {
+    this.writing--;
+    if (this.accepts.length > 0 || this.later.length > 0 || this.barriers.length > 0) this.immediate ??= setImmediate(this.flushNow);
   }
 }

@@ -15,6 +15,7 @@ import { FEED_PATH } from '../../protocol/dashboard.js';
 import { DashboardAuth, loginPage, SECURITY_HEADERS } from './dashboard-auth.js';
 import { proxyRequest, proxyUpgrade } from './dashboard-proxy.js';
 import { ExecutorPool } from './executor-pool.js';
+import type { Tracked } from './ledger-gate.js';
 import { LedgerWriter } from './ledger-writer.js';
 import { EdgeMetrics, METRICS_CONTENT_TYPE, type ConnectionKind } from './metrics.js';
 import { Router, type ClientConnection } from './router.js';
@@ -51,7 +52,7 @@ router = new Router(
     sessions.call('session.touch', { sessionIds: ids, at: Date.now(), commands }).catch(() => undefined);
   },
   metrics,
-  config.ledger.enabled ? new LedgerWriter(sessions) : undefined,
+  config.ledger.enabled ? new LedgerWriter<Tracked, Tracked>(sessions) : undefined,
 );
 const control = new ControlClient(paths.supervisorSocket);
 const dashboard = new DashboardAuth(boot.dashboardKey);

@@ -18,8 +18,7 @@ import { commandList, commandStatus } from '../../protocol/methods/command.js';
 import { BROWSER_DEFAULT_TIMEOUT_MS, methodsByName } from '../../protocol/methods/index.js';
 import { Backpressure } from './backpressure.js';
 import type { ExecutorLink, ExecutorPool } from './executor-pool.js';
-import { LedgerGate, type Tracked } from './ledger-gate.js';
-import type { LedgerWriter } from './ledger-writer.js';
+import { LedgerGate, type Admission, type EdgeLedgerWriter, type Tracked } from './ledger-gate.js';
 import type { EdgeMetrics } from './metrics.js';
 import type { Binding, SessionBinder } from './session-binder.js';
 
@@ -38,7 +37,7 @@ export interface ClientConnection {
   serial: string;
   seq: number;
   /** Commands waiting for their ledger entry, and those behind them, in the order sent. */
-  ordered: { ready: boolean; run: () => void }[];
+  ordered: Admission[];
 }
 
 interface Inflight {
@@ -103,11 +102,16 @@ export class Router {
     private readonly binder: SessionBinder,
     private readonly touch: (ids: string[], commands: Record<string, number>) => void,
     private readonly metrics: EdgeMetrics,
-    writer: LedgerWriter | undefined,
+    writer: EdgeLedgerWriter | undefined,
   ) {
     const hooks = {
       send: (conn: ClientConnection, frame: string | Buffer) => this.replyRaw(conn, frame),
       log: (binding: Binding, conn: ClientConnection, id: RequestId | null, method: string, outcome: string, code: number | undefined) => this.logCommand(binding, conn, id, method, 0, outcome, code, undefined),
+      admitted: (a: Admission, tracked: Tracked | undefined) => {
+        a.tracked = tracked;
+        a.ready = true;
+        this.runReady(a.conn);
+      },
     };
     this.ledger = writer ? new LedgerGate(config, writer, hooks) : undefined;
     this.allowed = new Map(config.environments.map((e) => [e.name, new Set(e.commands)]));
@@ -187,30 +191,23 @@ export class Router {
       this.serveLedgerQuery(conn, binding, method, id, request.params);
       return;
     }
-    if (!this.ledger || method.readOnly) {
-      if (conn.ordered.length === 0) this.dispatch(conn, binding, method, id, data, request.params, undefined);
-      else {
-        // Behind this connection's commands still waiting for their ledger entry: sent order is run order.
-        conn.inflight++;
-        conn.ordered.push({ ready: true, run: () => (conn.inflight--, this.dispatch(conn, binding, method, id, data, request.params, undefined)) });
-      }
-      return;
-    }
-    // Dispatched once its ledger entry is durable; a resent string id is answered by the gate.
-    const slot = { ready: false, run: () => {} };
-    conn.ordered.push(slot);
+    const ledgered = this.ledger !== undefined && !method.readOnly;
+    if (!ledgered && conn.ordered.length === 0) return this.dispatch(conn, binding, method, id, data, request.params, undefined);
+    // Behind this connection's commands still waiting for their ledger entry, or waiting for
+    // its own: sent order is run order. A resent string id is answered by the gate.
+    const a: Admission = { conn, binding, method, id, data, params: request.params, ready: !ledgered, ledgered, tracked: undefined };
+    conn.ordered.push(a);
     conn.inflight++;
-    void this.ledger
-      .admit(conn, binding, method, id)
-      .catch(() => undefined)
-      .then((tracked) => {
-        slot.run = () => {
-          conn.inflight--;
-          if (tracked) this.dispatch(conn, binding, method, id, data, request.params, tracked);
-        };
-        slot.ready = true;
-        while (conn.ordered[0]?.ready) conn.ordered.shift()!.run();
-      });
+    if (ledgered) this.ledger!.admit(a);
+  }
+
+  /** Dispatches the connection's queued commands whose turn has come, in the order sent. */
+  private runReady(conn: ClientConnection): void {
+    while (conn.ordered[0]?.ready) {
+      const a = conn.ordered.shift()!;
+      conn.inflight--;
+      if (!a.ledgered || a.tracked) this.dispatch(conn, a.binding, a.method, a.id, a.data, a.params, a.tracked);
+    }
   }
 
   private dispatch(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, data: Buffer, params: unknown, tracked: Tracked | undefined): void {
