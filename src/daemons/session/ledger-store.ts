@@ -127,8 +127,8 @@ class Queue {
 
 export class LedgerStore {
   private stmt!: ReturnType<typeof prepare>;
-  private readonly byKey = new Map<string, Slot>();
-  private readonly bySession = new Map<string, Set<Slot>>();
+  /** Session → request id → its row: no key string made per op. */
+  private readonly bySession = new Map<string, Map<string, Slot>>();
   private readonly byEnvironment = new Map<string, Queue>();
   private lastSeq = 0;
 
@@ -151,13 +151,13 @@ export class LedgerStore {
   }
 
   get(sessionId: string, requestId: string): CommandEntry | undefined {
-    const slot = this.byKey.get(keyOf(sessionId, requestId));
+    const slot = this.bySession.get(sessionId)?.get(requestId);
     const row = slot && this.stmt.byRow.get(slot.seq);
     return row ? toEntry(row) : undefined;
   }
 
   list(sessionId: string, since: number, limit: number): { entries: CommandEntry[]; more: boolean } {
-    const slots = [...(this.bySession.get(sessionId) ?? [])]
+    const slots = [...(this.bySession.get(sessionId)?.values() ?? [])]
       .filter((s) => s.acceptedAt >= since)
       .sort((a, b) => a.acceptedAt - b.acceptedAt || (a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0));
     const entries = slots.slice(0, limit).map((s) => toEntry(this.stmt.byRow.get(s.seq)!));
@@ -175,7 +175,7 @@ export class LedgerStore {
    */
   loseOrphans(currentRun: string, reason: LostReason): { sessionId: string; requestId: string; environment: string; method: string }[] {
     const now = Date.now();
-    const orphans = [...this.byKey.values()].filter((s) => !FINAL.has(s.state) && s.edgeRun !== currentRun);
+    const orphans = [...this.slots()].filter((s) => !FINAL.has(s.state) && s.edgeRun !== currentRun);
     if (orphans.length === 0) return [];
     const lost = JSON.stringify(reason);
     this.guarded(() => {
@@ -189,9 +189,9 @@ export class LedgerStore {
     const slots = this.bySession.get(sessionId);
     if (!slots) return;
     this.guarded(() => {
-      for (const s of slots) this.stmt.remove.run(s.seq);
+      for (const s of slots.values()) this.stmt.remove.run(s.seq);
     });
-    for (const s of [...slots]) this.forget(s);
+    for (const s of [...slots.values()]) this.forget(s);
   }
 
   /** Age and count limits of one environment; only finished entries ever go, oldest first. */
@@ -220,13 +220,12 @@ export class LedgerStore {
 
   counts(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const s of this.byKey.values()) out[s.state] = (out[s.state] ?? 0) + 1;
+    for (const s of this.slots()) out[s.state] = (out[s.state] ?? 0) + 1;
     return out;
   }
 
   private apply(edgeRun: string, op: LedgerOp): CommandEntry | null {
-    const key = keyOf(op.s, op.r);
-    const slot = this.byKey.get(key);
+    const slot = this.bySession.get(op.s)?.get(op.r);
     switch (op.op) {
       case 'accept': {
         if (slot) {
@@ -273,7 +272,6 @@ export class LedgerStore {
 
   /** Reads the memory index back from the table (at open, and after a commit that failed). */
   private load(): void {
-    this.byKey.clear();
     this.bySession.clear();
     this.byEnvironment.clear();
     this.lastSeq = 0;
@@ -283,11 +281,14 @@ export class LedgerStore {
     }
   }
 
+  private *slots(): Iterable<Slot> {
+    for (const m of this.bySession.values()) yield* m.values();
+  }
+
   private remember(s: Slot): void {
-    this.byKey.set(keyOf(s.sessionId, s.requestId), s);
-    let set = this.bySession.get(s.sessionId);
-    if (!set) this.bySession.set(s.sessionId, (set = new Set()));
-    set.add(s);
+    let slots = this.bySession.get(s.sessionId);
+    if (!slots) this.bySession.set(s.sessionId, (slots = new Map()));
+    slots.set(s.requestId, s);
     let queue = this.byEnvironment.get(s.environment);
     if (!queue) this.byEnvironment.set(s.environment, (queue = new Queue()));
     queue.push(s);
@@ -301,10 +302,9 @@ export class LedgerStore {
 
   private forget(s: Slot): void {
     s.gone = true;
-    this.byKey.delete(keyOf(s.sessionId, s.requestId));
-    const set = this.bySession.get(s.sessionId);
-    set?.delete(s);
-    if (set?.size === 0) this.bySession.delete(s.sessionId);
+    const slots = this.bySession.get(s.sessionId);
+    slots?.delete(s.requestId);
+    if (slots?.size === 0) this.bySession.delete(s.sessionId);
     if (FINAL.has(s.state)) this.byEnvironment.get(s.environment)!.finished--;
   }
 
@@ -319,6 +319,3 @@ export class LedgerStore {
   }
 }
 
-function keyOf(sessionId: string, requestId: string): string {
-  return `${sessionId}\n${requestId}`;
-}

@@ -13,7 +13,7 @@ import { audit } from '../../logging/audit-line.js';
 import { childLogger } from '../../logging/child-log.js';
 import { ContinuumError } from '../../protocol/errors.js';
 import type { z } from 'zod';
-import { executorCallSchemas, sessionLookupSchema, type LoadedSession, type OpenSessionRequest, type SessionEnded, type SessionLookupResult, type StoredSession } from '../../protocol/internal.js';
+import { decodeLedgerOp, executorCallSchemas, sessionLookupSchema, type LoadedSession, type OpenSessionRequest, type SessionEnded, type SessionLookupResult, type StoredSession } from '../../protocol/internal.js';
 import { SESSION_ID_PATTERN } from '../../protocol/method.js';
 import type { ExitRecord, LedgerOp } from '../../protocol/internal.js';
 import { lostReasonOf } from '../../protocol/ledger.js';
@@ -227,7 +227,15 @@ function onLink(link: RpcLink): void {
     requireRole(link, 'websocket-daemon');
     const run = edgeRuns.get(link);
     if (!run) throw new ContinuumError('FORBIDDEN', 'the edge did not say which run it is');
-    return ledger.write(run, (p as { ops: LedgerOp[] }).ops);
+    const wire = (p as { ops?: unknown } | null)?.ops;
+    if (!Array.isArray(wire)) throw new ContinuumError('INVALID_PARAMS', 'ledger.write needs ops: an array of ledger op tuples');
+    let ops: LedgerOp[];
+    try {
+      ops = wire.map(decodeLedgerOp);
+    } catch (err) {
+      throw new ContinuumError('INVALID_PARAMS', `invalid ledger.write: ${(err as Error).message}`);
+    }
+    return ledger.write(run, ops);
   });
   link.handle('ledger.get', (p) => {
     requireRole(link, 'websocket-daemon');

@@ -9,7 +9,7 @@
 // the tens of milliseconds it waits is what the edge's garbage collector copies and
 // promotes; that, not the ledger's bytes, was most of the ledger's cost on the edge.
 import type { SessionDaemonClient } from '../../bus/session-client.js';
-import type { LedgerOp } from '../../protocol/internal.js';
+import { encodeLedgerOp, type LedgerOp, type LedgerWireOp } from '../../protocol/internal.js';
 import type { CommandEntry } from '../../protocol/methods/command.js';
 
 export type LaterOp = Exclude<LedgerOp, { op: 'accept' }>;
@@ -110,10 +110,8 @@ export class LedgerWriter<A extends AcceptFields, O> {
     this.owners = [];
     this.barriers = [];
     // Later ops first: a drop or finish of a key always precedes a new accept of it.
-    const ops: LedgerOp[] = later.slice();
-    for (const a of accepts) {
-      ops.push({ op: 'accept', s: a.sessionId, r: a.requestId, scope: a.scoped ? 'request' : 'connection', env: a.environment, m: a.method, ex: a.executorId, at: a.acceptedAt });
-    }
+    const ops: LedgerWireOp[] = later.map(encodeLedgerOp);
+    for (const a of accepts) ops.push(['a', a.sessionId, a.requestId, a.scoped ? 1 : 0, a.environment, a.method, a.executorId, a.acceptedAt]);
     this.writing++;
     this.daemon.call<(CommandEntry | null)[]>('ledger.write', { ops }).then(
       (answers) => {
