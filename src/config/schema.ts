@@ -68,7 +68,7 @@ export const environmentSchema = z
     /** The command ledger's retention for this environment's sessions, and its copy of each result. */
     ledger: z
       .object({
-        maxEntries: z.number().int().min(1).default(10_000).describe('per session; the oldest finished entries go first'),
+        maxEntries: z.number().int().min(1).default(10_000).describe('per environment; the oldest finished entries go first'),
         maxAgeMs: z.number().int().min(1000).default(24 * 3600_000).describe('finished entries older than this go'),
         outputBytes: z.number().int().min(256).max(16 * MiB).default(64 * 1024).describe("cap of the result copy (shell.exec: of stdout and of stderr each); the cut is marked"),
       })

@@ -95,6 +95,7 @@ function prepare(db: Database.Database) {
     start: db.prepare("UPDATE command_ledger SET state = 'started', started_at = ? WHERE seq = ?"),
     finish: db.prepare('UPDATE command_ledger SET state = ?, started_at = COALESCE(started_at, ?), finished_at = ?, exit = ?, error = ?, lost = ?, result = ?, cut = ? WHERE seq = ?'),
     remove: db.prepare('DELETE FROM command_ledger WHERE seq = ?'),
+    retire: db.prepare("DELETE FROM command_ledger WHERE seq BETWEEN ? AND ? AND environment = ? AND state IN ('completed', 'failed', 'lost')"),
   };
 }
 
@@ -211,9 +212,9 @@ export class LedgerStore {
       return true;
     });
     if (doomed.length === 0) return 0;
-    this.guarded(() => {
-      for (const s of doomed) this.stmt.remove.run(s.seq);
-    });
+    // Every final row of this environment from the first doomed to the last is doomed (the walk
+    // takes them in order and keeps only open ones): one ranged delete, not one per row.
+    this.guarded(() => this.stmt.retire.run(doomed[0]!.seq, doomed.at(-1)!.seq, environment));
     for (const s of doomed) this.forget(s);
     return doomed.length;
   }
