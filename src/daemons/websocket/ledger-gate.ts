@@ -35,9 +35,9 @@ export interface Admission {
   binding: Binding;
   method: MethodDescriptor;
   id: RequestId | null;
-  /** The frame as the client sent it, and its params: what the router dispatches. */
+  /** The frame as the client sent it (dispatched as is), and its own timeout if it gives one. */
   data: Buffer;
-  params: unknown;
+  timeoutMs: number | undefined;
   /** Its turn may come: its entry is durable, or it needs none, or it was answered here. */
   ready: boolean;
   /** Needs a ledger entry; once ready without `tracked`, it was answered here and is not dispatched. */

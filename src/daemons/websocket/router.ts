@@ -80,6 +80,12 @@ const LEDGER_QUERIES = new Set([commandStatus.name, commandList.name]);
 const DEADLINE_GRACE_MS = 5_000;
 const CLOSED = 3;
 
+/** A request's own `timeoutMs` (shell.exec, browser.*), if it gives one. */
+function timeoutOf(params: unknown): number | undefined {
+  const t = (params as { timeoutMs?: unknown } | null | undefined)?.timeoutMs;
+  return typeof t === 'number' ? t : undefined;
+}
+
 export class Router {
   private nextTag = 1;
   private readonly inflight = new Map<number, Inflight>();
@@ -192,10 +198,12 @@ export class Router {
       return;
     }
     const ledgered = this.ledger !== undefined && !method.readOnly;
-    if (!ledgered && conn.ordered.length === 0) return this.dispatch(conn, binding, method, id, data, request.params, undefined);
+    // Of the params only the timeout is needed later: a queued command keeps no parsed object alive.
+    const timeoutMs = timeoutOf(request.params);
+    if (!ledgered && conn.ordered.length === 0) return this.dispatch(conn, binding, method, id, data, timeoutMs, undefined);
     // Behind this connection's commands still waiting for their ledger entry, or waiting for
     // its own: sent order is run order. A resent string id is answered by the gate.
-    const a: Admission = { conn, binding, method, id, data, params: request.params, ready: !ledgered, ledgered, tracked: undefined };
+    const a: Admission = { conn, binding, method, id, data, timeoutMs, ready: !ledgered, ledgered, tracked: undefined };
     conn.ordered.push(a);
     conn.inflight++;
     if (ledgered) this.ledger!.admit(a);
@@ -206,11 +214,11 @@ export class Router {
     while (conn.ordered[0]?.ready) {
       const a = conn.ordered.shift()!;
       conn.inflight--;
-      if (!a.ledgered || a.tracked) this.dispatch(conn, a.binding, a.method, a.id, a.data, a.params, a.tracked);
+      if (!a.ledgered || a.tracked) this.dispatch(conn, a.binding, a.method, a.id, a.data, a.timeoutMs, a.tracked);
     }
   }
 
-  private dispatch(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, data: Buffer, params: unknown, tracked: Tracked | undefined): void {
+  private dispatch(conn: ClientConnection, binding: Binding, method: MethodDescriptor, id: RequestId | null, data: Buffer, timeoutMs: number | undefined, tracked: Tracked | undefined): void {
     const tag = this.nextTag;
     this.nextTag = tag >= 0xffffffff ? 1 : tag + 1;
     // A system daemon's namespace (render.*, browser.*) goes to that daemon, the rest to the session's executor.
@@ -236,11 +244,10 @@ export class Router {
       return;
     }
     const now = Date.now();
-    const p = params as { timeoutMs?: unknown } | undefined;
     const budget = method.name === 'shell.exec'
-      ? typeof p?.timeoutMs === 'number' ? p.timeoutMs : this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
+      ? timeoutMs ?? this.shellDefaultTimeout.get(binding.environment) ?? this.config.limits.defaultTimeoutMs
       : method.host === 'browser-daemon' // the daemon answers -32004 itself, at the call's own deadline
-        ? Math.max(typeof p?.timeoutMs === 'number' ? p.timeoutMs : BROWSER_DEFAULT_TIMEOUT_MS, this.config.limits.defaultTimeoutMs)
+        ? Math.max(timeoutMs ?? BROWSER_DEFAULT_TIMEOUT_MS, this.config.limits.defaultTimeoutMs)
         : this.config.limits.defaultTimeoutMs;
     conn.inflight++;
     this.inflight.set(tag, { conn, id, method: method.name, sessionId: binding.sessionId, environment: binding.environment, executorId: target, start: now, deadline: now + budget + DEADLINE_GRACE_MS, tracked, paused: false });
