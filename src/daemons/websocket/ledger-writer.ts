@@ -12,6 +12,9 @@ import type { SessionDaemonClient } from '../../bus/session-client.js';
 import { encodeLedgerOp, type LedgerOp, type LedgerWireOp } from '../../protocol/internal.js';
 import type { CommandEntry } from '../../protocol/methods/command.js';
 
+/** All the writer needs of the session daemon's link (a test passes a fake). */
+export type LedgerDaemon = Pick<SessionDaemonClient, 'call'>;
+
 export type LaterOp = Exclude<LedgerOp, { op: 'accept' }>;
 
 /** What an accept records; the caller's own per-command object carries these fields. */
@@ -57,7 +60,7 @@ export class LedgerWriter<A extends AcceptFields, O> {
   private writing = 0;
   private sink!: LedgerSink<A, O>;
 
-  constructor(private readonly daemon: SessionDaemonClient) {}
+  constructor(private readonly daemon: LedgerDaemon) {}
 
   /** Set once, by whoever owns the commands (the edge's ledger gate). */
   attach(sink: LedgerSink<A, O>): void {
