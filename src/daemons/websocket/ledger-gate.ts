@@ -23,8 +23,8 @@ export interface Tracked extends AcceptFields {
   waiters: { conn: ClientConnection; id: RequestId | null }[] | undefined;
   /** The answer, once known: what a later resend gets until the ledger has it. */
   answer: string | Buffer | undefined;
-  /** Answered, failed or lost: no `start` is written for it any more. */
-  settled: boolean;
+  /** Its `start` has been recorded. */
+  started: boolean;
   /** When it was dispatched; its `start` is written only if it is still running a moment later. */
   dispatchedAt: number;
 }
@@ -77,14 +77,13 @@ type FinishOp = Extract<LedgerOp, { op: 'finish' }>;
 
 const DYING_WAIT_MS = 2_000;
 /**
- * A command still running this long after dispatch gets its `started` written; one that
- * finishes sooner goes from accepted to its final state in one write that carries its start
+ * A command still running this long after dispatch gets its `started` written (at the
+ * router's next sweep of what is in flight, every 250 ms); one that finishes sooner goes from accepted to its final state in one write that carries its start
  * time. A third of the ledger's writes, at the cost of `started` showing up to this late.
  * Under load a quick command's time includes its wait in the executor's queue (state.set
  * at 30 000/s: p50 50 ms, p99 130 ms), so a shorter wait would write a start for most.
  */
-export const START_AFTER_MS = 250;
-const START_CHECK_MS = 50;
+const START_AFTER_MS = 250;
 
 /** Open entries by session, then request id: no key string per command. */
 class OpenEntries {
@@ -117,15 +116,11 @@ export class LedgerGate implements LedgerSink<Tracked, Tracked> {
   /** Keys whose never-dispatched entry is being removed: a resend waits for that. */
   private readonly dropping = new Set<string>();
   private readonly dying = new Map<string, Dying>();
-  /** Dispatched commands in dispatch order, until START_AFTER_MS has passed for them. */
-  private unstarted: Tracked[] = [];
-  private unstartedHead = 0;
   private readonly outputCap: Map<string, number>;
 
   constructor(config: Config, private readonly writer: EdgeLedgerWriter, private readonly hooks: GateHooks) {
     this.outputCap = new Map(config.environments.map((e) => [e.name, e.ledger.outputBytes]));
     writer.attach(this);
-    setInterval(() => this.recordStarts(), START_CHECK_MS).unref();
   }
 
   /**
@@ -159,7 +154,7 @@ export class LedgerGate implements LedgerSink<Tracked, Tracked> {
       admission: a,
       waiters: undefined,
       answer: undefined,
-      settled: false,
+      started: false,
       dispatchedAt: 0,
     };
     if (scoped) this.open.add(tracked);
@@ -216,7 +211,13 @@ export class LedgerGate implements LedgerSink<Tracked, Tracked> {
 
   dispatched(tracked: Tracked, at: number): void {
     tracked.dispatchedAt = at;
-    this.unstarted.push(tracked);
+  }
+
+  /** The router's periodic look at what is still running: a command past START_AFTER_MS gets its `start`. */
+  stillRunning(tracked: Tracked, now: number): void {
+    if (tracked.started || now - tracked.dispatchedAt < START_AFTER_MS) return;
+    tracked.started = true;
+    this.writer.record({ op: 'start', s: tracked.sessionId, r: tracked.requestId, at: tracked.dispatchedAt });
   }
 
   /** The executor's answer: resends get the same bytes, the ledger its final state. */
@@ -295,23 +296,7 @@ export class LedgerGate implements LedgerSink<Tracked, Tracked> {
     if (tracked.waiters) for (const w of tracked.waiters) this.hooks.send(w.conn, frame);
     tracked.waiters = undefined;
     tracked.answer = frame;
-    tracked.settled = true;
     this.writer.record(op, tracked);
-  }
-
-  private recordStarts(): void {
-    const due = Date.now() - START_AFTER_MS;
-    const q = this.unstarted;
-    let i = this.unstartedHead;
-    for (; i < q.length && q[i]!.dispatchedAt <= due; i++) {
-      const t = q[i]!;
-      if (!t.settled) this.writer.record({ op: 'start', s: t.sessionId, r: t.requestId, at: t.dispatchedAt });
-    }
-    // Drop what was checked, copying only once the checked part is the larger.
-    if (i * 2 >= q.length) {
-      this.unstarted = q.slice(i);
-      this.unstartedHead = 0;
-    } else this.unstartedHead = i;
   }
 
   private drop(tracked: Tracked): void {

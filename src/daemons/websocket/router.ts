@@ -125,7 +125,7 @@ export class Router {
     this.shellDefaultTimeout = new Map(config.environments.map((e) => [e.name, e.shell.defaultTimeoutMs]));
     this.backpressure = new Backpressure(config.limits, pool);
     setInterval(() => {
-      this.sweepDeadlines();
+      this.sweepInflight();
       this.backpressure.sweep();
     }, 250).unref();
     // Touch often enough that an active session can't look idle to the expiry sweep, and that
@@ -370,9 +370,11 @@ export class Router {
     this.logCommand(entry, entry.conn, entry.id, entry.method, Date.now() - entry.start, outcome, error.rpcCode, link);
   }
 
-  private sweepDeadlines(): void {
+  /** Deadlines passed (-32004), and ledgered commands running long enough for their `start`. */
+  private sweepInflight(): void {
     const now = Date.now();
     for (const [tag, entry] of this.inflight) {
+      if (entry.tracked) this.ledger!.stillRunning(entry.tracked, now);
       if (entry.deadline <= now) {
         this.pool.links.get(entry.executorId)?.inflight.delete(tag);
         this.fail(tag, new ContinuumError('TIMEOUT', `${entry.method} got no answer from executor ${entry.executorId} in ${entry.deadline - entry.start} ms`, { retryable: true }), 'timeout');
