@@ -64,14 +64,17 @@ describe('command ledger store', () => {
     store.close();
   });
 
-  it('retains by count and age, oldest first, and never removes an open entry', async () => {
+  it('retains by count and age, oldest first, in slices, and never removes an open entry', async () => {
     const { ledger, store, file } = open();
     const ops: LedgerOp[] = [];
     for (let i = 0; i < 10; i++) ops.push(accept('s1', `r${i}`, 1_000 + i));
     await ledger.write('run-1', ops);
     // r0 stays open; the rest finish.
     await ledger.write('run-1', Array.from({ length: 9 }, (_, i) => finish('s1', `r${i + 1}`, 2_000)));
-    assert.equal(ledger.retain('remote', 5, 1e9, 3_000), 4);
+    // In slices: at most `limit` per call, oldest first, the rest at the next call.
+    assert.equal(ledger.retain('remote', 5, 1e9, 3_000, 3), 3);
+    assert.deepEqual(ledger.list('s1', 0, 100).entries.map((e) => e.requestId), ['r0', 'r4', 'r5', 'r6', 'r7', 'r8', 'r9']);
+    assert.equal(ledger.retain('remote', 5, 1e9, 3_000, 3), 1);
     assert.deepEqual(ledger.list('s1', 0, 100).entries.map((e) => e.requestId), ['r0', 'r5', 'r6', 'r7', 'r8', 'r9']);
     // Age: everything accepted before 1_008 goes, but not the open r0.
     assert.equal(ledger.retain('remote', 100, 1_000, 2_008), 3);

@@ -195,8 +195,11 @@ export class LedgerStore {
     for (const s of [...slots.values()]) this.forget(s);
   }
 
-  /** Age and count limits of one environment; only finished entries ever go, oldest first. */
-  retain(environment: string, maxEntries: number, maxAgeMs: number, now = Date.now()): number {
+  /**
+   * Age and count limits of one environment; only finished entries ever go, oldest first.
+   * At most `limit` go per call; returns how many went.
+   */
+  retain(environment: string, maxEntries: number, maxAgeMs: number, now = Date.now(), limit = Infinity): number {
     const queue = this.byEnvironment.get(environment);
     if (!queue) return 0;
     const cutoff = now - maxAgeMs;
@@ -204,7 +207,7 @@ export class LedgerStore {
     let over = queue.finished - maxEntries;
     queue.walk((s) => {
       const old = s.acceptedAt < cutoff;
-      if (!old && over <= 0) return false;
+      if ((!old && over <= 0) || doomed.length >= limit) return false;
       if (FINAL.has(s.state)) {
         doomed.push(s);
         over--;

@@ -302,14 +302,24 @@ function welcomeEdge(link: RpcLink, hello: { run?: unknown; previousExit?: ExitR
   for (const e of lost) audit(e.environment, { time: Date.now(), env: e.environment, tokenId: null, remote: null, sessionId: e.sessionId, event: 'command', method: e.method, requestId: e.requestId, outcome: 'lost', code: null });
 }
 
+/**
+ * Ledger retention, a slice at a time: at thousands of commands a second a sweep every few
+ * seconds would retire tens of thousands of rows in one go and hold up every write behind it
+ * for tens of ms. A slice that hits its limit asks for the next one at once.
+ */
+const RETAIN_SLICE = 4_096;
+let moreToRetain: NodeJS.Immediate | undefined;
 function sweepLedger(): void {
+  moreToRetain = undefined;
+  let full = false;
   for (const env of environments.values()) {
     try {
-      ledger.retain(env.name, env.ledger.maxEntries, env.ledger.maxAgeMs);
+      if (ledger.retain(env.name, env.ledger.maxEntries, env.ledger.maxAgeMs, Date.now(), RETAIN_SLICE) >= RETAIN_SLICE) full = true;
     } catch (err) {
       log.warn('ledger retention failed', { env: env.name, error: (err as Error).message });
     }
   }
+  if (full) moreToRetain ??= setImmediate(sweepLedger);
 }
 
 function sweepExpired(): void {
@@ -337,12 +347,13 @@ const shortestIdle = Math.min(...boot.config.environments.map((e) => e.sessionId
 const sweepTimer = setInterval(sweepExpired, Math.max(1_000, Math.min(60_000, Math.floor(shortestIdle / 4))));
 sweepTimer.unref();
 sweepExpired();
-const ledgerTimer = setInterval(sweepLedger, 2_000);
+const ledgerTimer = setInterval(sweepLedger, 250);
 ledgerTimer.unref();
 
 const channel = new SupervisorChannel(async () => {
   clearInterval(sweepTimer);
   clearInterval(ledgerTimer);
+  clearImmediate(moreToRetain);
   await server.close();
   store.close();
   log.info('session daemon stopped');
