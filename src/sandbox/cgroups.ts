@@ -30,6 +30,11 @@ export interface Cgroup {
   readonly dirs: Record<string, string>;
   /** How many processes the kernel OOM-killed in it so far. */
   oomKills(): number;
+  /**
+   * Its memory is (nearly) all used: the kernel is reclaiming within it, which can stall every
+   * process in it, until the OOM killer picks one.
+   */
+  atMemoryLimit(): boolean;
   /** Kills every process in it (v2 cgroup.kill; v1 freeze, SIGKILL each, thaw). */
   kill(): void;
   /** Kills what is left and removes the directories. Idempotent. */
@@ -37,6 +42,21 @@ export interface Cgroup {
 }
 
 const PERIOD_US = 100_000;
+/** Within this much of its limit, a cgroup counts as at its limit (the kernel reclaims before it gets there). */
+const NEAR_LIMIT_BYTES = 4 * 1024 * 1024;
+
+/** A file's number; NaN when it is missing, unreadable or not a number ("max"). */
+function readNumber(file: string): number {
+  try {
+    return Number(fs.readFileSync(file, 'utf8').trim());
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function nearLimit(usage: number, limit: number): boolean {
+  return Number.isFinite(usage) && Number.isFinite(limit) && usage >= limit - NEAR_LIMIT_BYTES;
+}
 const V1_CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer'] as const;
 
 export class CgroupError extends Error {
@@ -236,6 +256,7 @@ class CgroupV1 extends CgroupManager {
       dirs,
       procsFiles: Object.values(dirs).map((d) => path.join(d, 'cgroup.procs')),
       oomKills: () => (memoryDir ? counter(path.join(memoryDir, 'memory.oom_control'), 'oom_kill') : 0),
+      atMemoryLimit: () => memoryDir !== undefined && nearLimit(readNumber(path.join(memoryDir, 'memory.usage_in_bytes')), readNumber(path.join(memoryDir, 'memory.limit_in_bytes'))),
       kill: () => killUnlessGone(kill),
       remove: async () => {
         if (removed) return;
@@ -317,6 +338,7 @@ class CgroupV2 extends CgroupManager {
       dirs: { unified: dir },
       procsFiles: [path.join(dir, 'cgroup.procs')],
       oomKills: () => counter(path.join(dir, 'memory.events'), 'oom_kill'),
+      atMemoryLimit: () => nearLimit(readNumber(path.join(dir, 'memory.current')), readNumber(path.join(dir, 'memory.max'))),
       kill: () => killUnlessGone(kill),
       remove: async () => {
         if (removed) return;

@@ -200,6 +200,16 @@ export class ManagedChild {
     return judge && now - (this.lastSeenAt ?? now) > timeoutMs;
   }
 
+  /** How long it has shown no sign of life (0 while no ping is outstanding). */
+  silentMs(now = Date.now()): number {
+    return this.pingSentAt === null || this.lastSeenAt === null ? 0 : now - this.lastSeenAt;
+  }
+
+  /** Its cgroup's memory is all used: the kernel is reclaiming, which stalls what runs in it. */
+  atMemoryLimit(): boolean {
+    return this.current?.cgroup?.atMemoryLimit() ?? false;
+  }
+
   /** Forgets the outstanding ping and the last sign of life (after the supervisor itself was stalled). */
   resetHeartbeat(): void {
     this.pingSentAt = null;

@@ -38,6 +38,9 @@ const STANDBY_DELAY_MS = 1_000;
 const STANDBY_STAGGER_MS = 150;
 const EXECUTOR_ENV_KEYS = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'NODE_OPTIONS'];
 
+/** How much longer a silent child whose cgroup is at its memory limit gets before it is killed. */
+const MEMORY_STALL_GRACE_MS = 10_000;
+
 export class Supervisor {
   readonly paths: HomePaths;
   readonly logs: LogRouter;
@@ -52,6 +55,8 @@ export class Supervisor {
   private readonly samples = new Map<number, ProcSample>();
   private readonly sandbox: SandboxHost;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Children given the memory-stall grace (logged once per silence). */
+  private readonly memoryStalled = new Set<ManagedChild>();
   private lastHeartbeatTick = 0;
   private standbyTimer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
@@ -308,10 +313,23 @@ export class Supervisor {
     this.lastHeartbeatTick = now;
     if (late) for (const child of this.children.values()) child.resetHeartbeat();
     for (const child of this.children.values()) {
-      if (child.heartbeat(intervalMs, timeoutMs, !late)) {
-        this.log('error', 'child missed its heartbeat; killing it', { child: child.spec.name, id: child.spec.id, childPid: child.pid, timeoutMs });
-        child.kill(`no heartbeat for ${timeoutMs} ms`);
+      if (!child.heartbeat(intervalMs, timeoutMs, !late)) {
+        this.memoryStalled.delete(child);
+        continue;
       }
+      // Silent while its cgroup is at its memory limit: the kernel is reclaiming in it (a
+      // command there is growing) and stalls it until the OOM killer picks the hog, which can
+      // take seconds on a busy machine. That is not a hang: give the kernel a while first.
+      if (child.silentMs(now) <= timeoutMs + MEMORY_STALL_GRACE_MS && child.atMemoryLimit()) {
+        if (!this.memoryStalled.has(child)) {
+          this.memoryStalled.add(child);
+          this.log('warn', 'child silent while its cgroup is at its memory limit; waiting for the kernel before killing it', { child: child.spec.name, id: child.spec.id, childPid: child.pid, silentMs: child.silentMs(now), graceMs: MEMORY_STALL_GRACE_MS });
+        }
+        continue;
+      }
+      this.memoryStalled.delete(child);
+      this.log('error', 'child missed its heartbeat; killing it', { child: child.spec.name, id: child.spec.id, childPid: child.pid, timeoutMs });
+      child.kill(`no heartbeat for ${timeoutMs} ms`);
     }
   }
 

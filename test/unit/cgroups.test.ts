@@ -62,7 +62,7 @@ describe('cgroups v2 (fake cgroupfs)', () => {
     assert.equal(read(path.join(base, 'cgroup.subtree_control')), '', 'controllers were enabled anyway');
   });
 
-  test('create writes memory.max, memory.swap.max, cpu.max and pids.max; oom kills come from memory.events', async () => {
+  test('create writes memory.max, memory.swap.max, cpu.max and pids.max; oom kills come from memory.events, the limit from memory.current', async () => {
     const { manager, base } = v2Host();
     assert.deepEqual(manager.supports(), { memory: true, cpu: true, pids: true, kill: true });
     const cg = manager.create('remote-0-1', { memory: 256 * 1024 * 1024, cpu: 0.5, pids: 128 });
@@ -76,6 +76,13 @@ describe('cgroups v2 (fake cgroupfs)', () => {
     assert.equal(cg.oomKills(), 0);
     put(path.join(dir, 'memory.events'), 'low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\n');
     assert.equal(cg.oomKills(), 2);
+    // At its memory limit: memory.current within a few MiB of memory.max ("max": no limit).
+    put(path.join(dir, 'memory.current'), String(100 * 1024 * 1024));
+    assert.equal(cg.atMemoryLimit(), false);
+    put(path.join(dir, 'memory.current'), String(255 * 1024 * 1024));
+    assert.equal(cg.atMemoryLimit(), true);
+    put(path.join(dir, 'memory.max'), 'max');
+    assert.equal(cg.atMemoryLimit(), false);
     put(path.join(dir, 'cgroup.kill'), '');
     cg.kill();
     assert.equal(read(path.join(dir, 'cgroup.kill')), '1', 'kill goes through cgroup.kill');
@@ -145,6 +152,10 @@ describe('cgroups v1 (fake cgroupfs)', () => {
     assert.equal(read(path.join(dirs.pids, 'pids.max')), '64');
     put(path.join(dirs.memory, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 3\n');
     assert.equal(cg.oomKills(), 3);
+    put(path.join(dirs.memory, 'memory.usage_in_bytes'), String(60 * 1024 * 1024));
+    assert.equal(cg.atMemoryLimit(), false);
+    put(path.join(dirs.memory, 'memory.usage_in_bytes'), String(127 * 1024 * 1024));
+    assert.equal(cg.atMemoryLimit(), true);
     cg.kill();
     assert.equal(read(path.join(dirs.freezer, 'freezer.state')), 'THAWED', 'frozen for the kill, thawed after');
     for (const d of Object.values(dirs)) emptyDir(d);
