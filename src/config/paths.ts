@@ -13,6 +13,8 @@ export interface HomePaths {
   secrets: string;
   supervisorSocket: string;
   sessionSocket: string;
+  /** The session daemon's ledger thread; only the edge connects, so it is outside bus/, which sandboxes see. */
+  ledgerSocket: string;
   /** Written by a running supervisor: pid, url, port. */
   runtimeFile: string;
   executorSocket(executorId: string): string;
@@ -44,6 +46,7 @@ export function homePaths(home: string): HomePaths {
     // In folders of their own, so a sandbox can have just that folder bound in (a bound
     // socket file would go stale when its daemon restarts and makes a new one).
     sessionSocket: path.join(run, 'bus', 'session.sock'),
+    ledgerSocket: path.join(run, 'ledger.sock'),
     runtimeFile: path.join(run, 'supervisor.json'),
     executorSocket: (id) => path.join(run, `exec-${id}`, 'exec.sock'),
     serviceSocket: (id) => path.join(run, `${id}.sock`),

@@ -1,14 +1,14 @@
 // The command ledger's store on a real SQLite file: its memory index must always agree with
-// the table (after writes, retention, a session's close, a reopen, a failed commit), and a
-// store of the first layout (keyed by session and request id) must come over whole.
+// the table (after writes, retention, a session's close, a reopen, a failed commit), and the
+// ledgers of earlier layouts, kept in sessions.db, must come over to ledger.db whole.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { LedgerStore } from '../../src/daemons/session/ledger-store.js';
-import { SessionStore } from '../../src/daemons/session/session-store.js';
+import { adoptLedger, LedgerStore } from '../../src/daemons/session/ledger-store.js';
+import { SqliteStore } from '../../src/daemons/session/sqlite-store.js';
 import type { LedgerOp } from '../../src/protocol/internal.js';
 
 const dirs: string[] = [];
@@ -20,10 +20,10 @@ function open(file?: string) {
   if (!file) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-store-'));
     dirs.push(dir);
-    file = path.join(dir, 'state.db');
+    file = path.join(dir, 'ledger.db');
   }
-  const store = new SessionStore(file);
-  const ledger = new LedgerStore((h) => store.onOpen(h), (w) => store.commit(w), (h) => store.onRollback(h), (w) => store.transact(w));
+  const store = new SqliteStore(file, 'the command ledger');
+  const ledger = new LedgerStore(store);
   return { file, store, ledger };
 }
 
@@ -114,11 +114,12 @@ describe('command ledger store', () => {
     store.close();
   });
 
-  it('moves a store of the first layout (keyed by session and request id) over whole', async () => {
+  it('takes over the ledger of an earlier layout from sessions.db, once, even after a crash midway', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-store-'));
     dirs.push(dir);
-    const file = path.join(dir, 'state.db');
-    const db = new Database(file);
+    const sessions = path.join(dir, 'sessions.db');
+    // The first layout: table `ledger`, keyed by session and request id, in the session store's file.
+    const db = new Database(sessions);
     db.exec(`CREATE TABLE ledger (
       session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL,
       method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT,
@@ -126,14 +127,33 @@ describe('command ledger store', () => {
       exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0,
       PRIMARY KEY (session_id, request_id)) WITHOUT ROWID`);
     db.prepare("INSERT INTO ledger VALUES ('s1', 'old', 'request', 'remote', 'shell.exec', 'completed', 'run-0', 'remote-0', 10, 11, 20, '{\"exitCode\":0,\"signal\":null,\"timedOut\":false}', NULL, NULL, '{\"stdout\":\"hi\"}', 0)").run();
+    db.prepare("INSERT INTO ledger VALUES ('s1', 'older', 'request', 'remote', 'state.set', 'completed', 'run-0', 'remote-0', 5, 5, 6, NULL, NULL, NULL, '{\"ok\":true}', 0)").run();
+    db.exec('CREATE TABLE kv (session_id TEXT, key TEXT, value TEXT)');
     db.close();
+
+    const file = path.join(dir, 'ledger.db');
+    const first = new SqliteStore(file, 'the command ledger');
+    assert.equal(adoptLedger(first.db, sessions), 2);
+    // A crash after the copy and before the drop: the next start finds the rows again and skips them.
+    const sdb = new Database(sessions);
+    sdb.exec('CREATE TABLE command_ledger (seq INTEGER PRIMARY KEY, session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL, method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT, accepted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0)');
+    sdb.exec(`ATTACH DATABASE '${file}' AS l; INSERT INTO command_ledger SELECT * FROM l.command_ledger; DETACH DATABASE l`);
+    sdb.close();
+    assert.equal(adoptLedger(first.db, sessions), 0, 'rows already there are not copied twice');
+    assert.equal(adoptLedger(first.db, sessions), 0);
+    first.close();
+
     const { ledger, store } = open(file);
     const entry = ledger.get('s1', 'old');
     assert.equal(entry?.state, 'completed');
     assert.deepEqual(entry?.exit, { exitCode: 0, signal: null, timedOut: false });
     assert.equal(entry?.durationMs, 9);
     await ledger.write('run-1', [accept('s1', 'new', 30)]);
-    assert.deepEqual(ledger.list('s1', 0, 10).entries.map((e) => e.requestId), ['old', 'new']);
+    // Acceptance order survives the move: the first layout's rows in accepted_at order, then new ones.
+    assert.deepEqual(ledger.list('s1', 0, 10).entries.map((e) => e.requestId), ['older', 'old', 'new']);
     store.close();
+    const left = new Database(sessions, { readonly: true });
+    assert.deepEqual(left.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all(), ['kv'], 'only the session tables stay in sessions.db');
+    left.close();
   });
 });

@@ -1,7 +1,8 @@
-// The command ledger: one row per request the edge accepted, in the session store's database
-// (WAL). The edge's `ledger.write` calls are committed in the store's transaction of that
-// tick, with the session writes, and acknowledged once that is on disk (group commit): an
-// acknowledged state change survives a kill -9, and a power cut.
+// The command ledger: one row per request the edge accepted, in a database of its own
+// (`state/ledger.db`, WAL), kept by the session daemon's ledger thread (ledger-worker.ts). The
+// edge's `ledger.write` calls are committed in that thread's transaction of the tick and
+// acknowledged once it is on disk (group commit): an acknowledged state change survives a
+// kill -9, and a power cut.
 //
 // Rows are keyed by `seq`, the order of acceptance, and the table has no other index: a
 // tick's inserts land on the last page or two, a finish updates a row that is still there,
@@ -9,9 +10,11 @@
 // kept in memory, rebuilt from the table at every open. (Keyed by session and request id, as
 // it first was, each insert and delete dirtied a page of its own, and the writes of the ledger
 // cost several times the commands they recorded; see ARCHITECTURE-NOTES, "Command ledger".)
+import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { LedgerOp } from '../../protocol/internal.js';
 import type { CommandEntry, LostReason } from '../../protocol/methods/command.js';
+import type { SqliteStore } from './sqlite-store.js';
 
 interface Row {
   seq: number;
@@ -78,16 +81,40 @@ export type WriteAnswer = (CommandEntry | null)[];
 const COLUMNS = 'session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL, method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT, accepted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0';
 const NAMES = 'session_id, request_id, scope, environment, method, state, edge_run, executor_id, accepted_at, started_at, finished_at, exit, error, lost, result, cut';
 
-/** Creates the table if needed (moving a store of the first layout over) and prepares its statements. */
-function prepare(db: Database.Database) {
-  db.exec(`CREATE TABLE IF NOT EXISTS command_ledger (seq INTEGER PRIMARY KEY, ${COLUMNS})`);
-  const old = db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'ledger'").get()!.n > 0;
-  if (old) {
-    db.transaction(() => {
-      db.exec(`INSERT INTO command_ledger (${NAMES}) SELECT ${NAMES} FROM ledger ORDER BY accepted_at, request_id`);
-      db.exec('DROP TABLE ledger');
-    })();
+const TABLE = `CREATE TABLE IF NOT EXISTS command_ledger (seq INTEGER PRIMARY KEY, ${COLUMNS})`;
+
+/**
+ * Moves the ledger of a store made before the ledger had a file of its own out of the
+ * session store's database (`sessions`, a path) into `db`; returns the rows moved. Each step
+ * is a transaction of one file, so a crash midway leaves a state the next start finishes:
+ * the first layout (table `ledger`, keyed by session and request id) becomes `command_ledger`
+ * in place, then its rows are copied by `seq` (a second copy skips them) and the table dropped.
+ */
+export function adoptLedger(db: Database.Database, sessions: string): number {
+  db.exec(TABLE);
+  if (!fs.existsSync(sessions)) return 0;
+  db.prepare('ATTACH DATABASE ? AS old').run(sessions);
+  try {
+    const has = (name: string) => db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM old.sqlite_master WHERE type = 'table' AND name = ?").get(name)!.n > 0;
+    if (has('ledger')) {
+      db.transaction(() => {
+        db.exec(`CREATE TABLE IF NOT EXISTS old.command_ledger (seq INTEGER PRIMARY KEY, ${COLUMNS})`);
+        db.exec(`INSERT INTO old.command_ledger (${NAMES}) SELECT ${NAMES} FROM old.ledger ORDER BY accepted_at, request_id`);
+        db.exec('DROP TABLE old.ledger');
+      })();
+    }
+    if (!has('command_ledger')) return 0;
+    const moved = db.prepare(`INSERT OR IGNORE INTO main.command_ledger (seq, ${NAMES}) SELECT seq, ${NAMES} FROM old.command_ledger`).run().changes;
+    db.exec('DROP TABLE old.command_ledger');
+    return moved;
+  } finally {
+    db.exec('DETACH DATABASE old');
   }
+}
+
+/** Creates the table if needed and prepares its statements. */
+function prepare(db: Database.Database) {
+  db.exec(TABLE);
   return {
     byRow: db.prepare<[number], Row>('SELECT * FROM command_ledger WHERE seq = ?'),
     index: db.prepare<[], Row>('SELECT seq, session_id, request_id, environment, method, edge_run, accepted_at, state FROM command_ledger ORDER BY seq'),
@@ -133,22 +160,14 @@ export class LedgerStore {
   private readonly byEnvironment = new Map<string, Queue>();
   private lastSeq = 0;
 
-  /**
-   * `onOpen` gives the session store's database, now and again each time the store reopens it;
-   * `onRollback` is told when a commit of the store failed (its writes are undone).
-   */
-  constructor(
-    onOpen: (hook: (db: Database.Database) => void) => void,
-    private readonly commit: <T>(write: () => T) => Promise<T>,
-    onRollback: (hook: () => void) => void,
-    private readonly transact: (write: () => void) => void,
-  ) {
-    onOpen((db) => {
+  /** On `sql`'s database, now and again each time it is reopened (after a read-only spell). */
+  constructor(private readonly sql: SqliteStore) {
+    sql.onOpen((db) => {
       this.stmt = prepare(db);
       this.load();
     });
     // The memory index ran ahead of a transaction that did not land: read it back from disk.
-    onRollback(() => this.load());
+    sql.onRollback(() => this.load());
   }
 
   get(sessionId: string, requestId: string): CommandEntry | undefined {
@@ -167,7 +186,7 @@ export class LedgerStore {
 
   /** Group-committed with every other write of this tick; resolves once durable. */
   write(edgeRun: string, ops: LedgerOp[]): Promise<WriteAnswer> {
-    return this.commit(() => ops.map((op) => this.apply(edgeRun, op)));
+    return this.sql.commit(() => ops.map((op) => this.apply(edgeRun, op)));
   }
 
   /**
@@ -315,7 +334,7 @@ export class LedgerStore {
   /** A write outside the per-tick commit, in its own transaction; on failure the index is read back. */
   private guarded(write: () => void): void {
     try {
-      this.transact(write);
+      this.sql.transact(write);
     } catch (err) {
       this.load();
       throw err;

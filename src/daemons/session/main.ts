@@ -1,6 +1,7 @@
 // continuum-session-daemon: the session directory and all session state, on disk.
 // Asked by the edge at connect/join/close, and by executors to load a session and to
-// persist its state; never on the path of an ordinary command.
+// persist its state; never on the path of an ordinary command. The command ledger is kept
+// by its second thread (ledger-worker.ts), on a file and a socket of its own.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,11 +14,9 @@ import { audit } from '../../logging/audit-line.js';
 import { childLogger } from '../../logging/child-log.js';
 import { ContinuumError } from '../../protocol/errors.js';
 import type { z } from 'zod';
-import { decodeLedgerOp, executorCallSchemas, sessionLookupSchema, type LoadedSession, type OpenSessionRequest, type SessionEnded, type SessionLookupResult, type StoredSession } from '../../protocol/internal.js';
+import { executorCallSchemas, sessionLookupSchema, type LoadedSession, type OpenSessionRequest, type SessionEnded, type SessionLookupResult, type StoredSession } from '../../protocol/internal.js';
 import { SESSION_ID_PATTERN } from '../../protocol/method.js';
-import type { ExitRecord, LedgerOp } from '../../protocol/internal.js';
-import { lostReasonOf } from '../../protocol/ledger.js';
-import { LedgerStore } from './ledger-store.js';
+import { LedgerThread } from './ledger-thread.js';
 import { chownTree, ensureOwnedDir } from '../../sandbox/ownership.js';
 import { SessionStore, storageError } from './session-store.js';
 
@@ -28,12 +27,9 @@ const busKey = boot.busKey ?? '';
 const environments = new Map(boot.config.environments.map((e) => [e.name, e]));
 
 const store = new SessionStore(path.join(paths.state, 'sessions.db'));
-const ledger = new LedgerStore((hook) => store.onOpen(hook), (write) => store.commit(write), (hook) => store.onRollback(hook), (write) => store.transact(write));
 const executorLinks = new Map<string, RpcLink>();
 /** Daemons that keep resources per session (the browser daemon) and must hear when one ends. */
 const observerLinks = new Set<RpcLink>();
-/** The edge's run id per link: entries left open by another run are lost. */
-const edgeRuns = new WeakMap<RpcLink, string>();
 
 function envLog(environment: string) {
   return childLogger({ component: 'session-daemon', env: environment }, environment);
@@ -92,7 +88,7 @@ async function stageFork(req: OpenSessionRequest): Promise<string | undefined> {
 
 function endSession(s: StoredSession, why: 'closed' | 'expired'): void {
   store.delete(s.sessionId);
-  ledger.deleteSession(s.sessionId);
+  ledgerThread.sessionEnded(s.sessionId);
   removeWorkspace(s);
   executorLinks.get(s.executorId)?.emit('session.evict', { sessionId: s.sessionId });
   const ended: SessionEnded = { sessionId: s.sessionId, environment: s.environment, createdAt: s.createdAt };
@@ -138,7 +134,6 @@ function onLink(link: RpcLink): void {
       throw new ContinuumError('UNAUTHORIZED', 'bad bus credentials');
     }
     link.identity = `${role}:${id}`;
-    if (role === 'websocket-daemon') welcomeEdge(link, p as { run?: unknown; previousExit?: ExitRecord });
     if (role === 'executor') {
       executorLinks.get(id)?.close();
       executorLinks.set(id, link);
@@ -223,31 +218,6 @@ function onLink(link: RpcLink): void {
     return out;
   });
 
-  link.handle('ledger.write', (p) => {
-    requireRole(link, 'websocket-daemon');
-    const run = edgeRuns.get(link);
-    if (!run) throw new ContinuumError('FORBIDDEN', 'the edge did not say which run it is');
-    const wire = (p as { ops?: unknown } | null)?.ops;
-    if (!Array.isArray(wire)) throw new ContinuumError('INVALID_PARAMS', 'ledger.write needs ops: an array of ledger op tuples');
-    let ops: LedgerOp[];
-    try {
-      ops = wire.map(decodeLedgerOp);
-    } catch (err) {
-      throw new ContinuumError('INVALID_PARAMS', `invalid ledger.write: ${(err as Error).message}`);
-    }
-    return ledger.write(run, ops);
-  });
-  link.handle('ledger.get', (p) => {
-    requireRole(link, 'websocket-daemon');
-    const { sessionId, requestId } = p as { sessionId: string; requestId: string };
-    return ledger.get(requireString(sessionId, 'sessionId'), requireString(requestId, 'requestId')) ?? null;
-  });
-  link.handle('ledger.list', (p) => {
-    requireRole(link, 'websocket-daemon');
-    const { sessionId, since, limit } = p as { sessionId: string; since: number; limit: number };
-    return ledger.list(requireString(sessionId, 'sessionId'), since, limit);
-  });
-
   // --- the renderer daemon (the dashboard), read-only ---
   link.handle('session.list', (p) => {
     requireRole(link, 'renderer-daemon');
@@ -287,41 +257,6 @@ function onLink(link: RpcLink): void {
   });
 }
 
-/**
- * A new edge process (a new run id) says hello: the entries an earlier one left open will
- * never get their answers recorded, so they are lost, with why that edge ended.
- */
-function welcomeEdge(link: RpcLink, hello: { run?: unknown; previousExit?: ExitRecord }): void {
-  if (typeof hello.run !== 'string' || hello.run.length === 0) return;
-  edgeRuns.set(link, hello.run);
-  const reason = hello.previousExit
-    ? lostReasonOf(hello.previousExit, 'the edge (websocket daemon) that dispatched it')
-    : { kind: 'edge' as const, signal: null, exitCode: null, detail: 'Continuum stopped, or its edge restarted, before the answer was recorded' };
-  const lost = ledger.loseOrphans(hello.run, reason);
-  if (lost.length > 0) log.warn('ledger entries of an earlier edge marked lost', { lost: lost.length, reason: reason.detail });
-  for (const e of lost) audit(e.environment, { time: Date.now(), env: e.environment, tokenId: null, remote: null, sessionId: e.sessionId, event: 'command', method: e.method, requestId: e.requestId, outcome: 'lost', code: null });
-}
-
-/**
- * Ledger retention, a slice at a time: at thousands of commands a second a sweep every few
- * seconds would retire tens of thousands of rows in one go and hold up every write behind it
- * for tens of ms. A slice that hits its limit asks for the next one at once.
- */
-const RETAIN_SLICE = 4_096;
-let moreToRetain: NodeJS.Immediate | undefined;
-function sweepLedger(): void {
-  moreToRetain = undefined;
-  let full = false;
-  for (const env of environments.values()) {
-    try {
-      if (ledger.retain(env.name, env.ledger.maxEntries, env.ledger.maxAgeMs, Date.now(), RETAIN_SLICE) >= RETAIN_SLICE) full = true;
-    } catch (err) {
-      log.warn('ledger retention failed', { env: env.name, error: (err as Error).message });
-    }
-  }
-  if (full) moreToRetain ??= setImmediate(sweepLedger);
-}
-
 function sweepExpired(): void {
   for (const env of environments.values()) {
     for (const s of store.expired(env.name, env.sessionIdleMs)) {
@@ -339,6 +274,10 @@ function sweepExpired(): void {
 // Leftovers of a crash mid-fork or mid-delete.
 for (const dir of [stagingDir, trashDir]) void fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
 
+const ledgerThread = await LedgerThread.start(
+  { home: boot.home, busKey, environments: boot.config.environments.map((e) => ({ name: e.name, maxEntries: e.ledger.maxEntries, maxAgeMs: e.ledger.maxAgeMs })) },
+  log,
+);
 const server = await listenFrameSockets(paths.sessionSocket, (socket) => onLink(new RpcLink(socket, 'session client')));
 // Sandboxed executors run under their own uids; the bus proof, not the file mode, is the check
 // (and the folder is reachable only through <home>, mode 0700).
@@ -347,14 +286,11 @@ const shortestIdle = Math.min(...boot.config.environments.map((e) => e.sessionId
 const sweepTimer = setInterval(sweepExpired, Math.max(1_000, Math.min(60_000, Math.floor(shortestIdle / 4))));
 sweepTimer.unref();
 sweepExpired();
-const ledgerTimer = setInterval(sweepLedger, 250);
-ledgerTimer.unref();
 
 const channel = new SupervisorChannel(async () => {
   clearInterval(sweepTimer);
-  clearInterval(ledgerTimer);
-  clearImmediate(moreToRetain);
   await server.close();
+  await ledgerThread.stop();
   store.close();
   log.info('session daemon stopped');
 });

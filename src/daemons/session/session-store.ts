@@ -1,13 +1,12 @@
-// The session directory and session state, in SQLite (WAL). Writes that arrive in the same
-// tick are committed in one transaction (group commit) and acknowledged after it: an
-// acknowledged write survives a kill -9 of this process. A write the disk refuses (full,
-// read-only) fails with a retryable -32007 while reads go on; the store recovers by itself
-// when the disk takes writes again (see storageError and reopenIfWritable).
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
+// The session directory and session state, in SQLite (`state/sessions.db`): group-committed
+// per tick and acknowledged once durable; a disk that refuses writes gives -32007 while reads
+// go on, and the store recovers by itself (sqlite-store.ts).
+import type Database from 'better-sqlite3';
 import { ContinuumError } from '../../protocol/errors.js';
 import type { OpenSessionRequest, OpenSessionResult, ShellState, StoredSession } from '../../protocol/internal.js';
+import { SqliteStore } from './sqlite-store.js';
+
+export { storageError } from './sqlite-store.js';
 
 interface SessionRow {
   id: string;
@@ -26,26 +25,6 @@ const toSession = (r: SessionRow): StoredSession => ({
   lastActiveAt: r.last_active_at,
   executorId: r.executor_id,
 });
-
-type Write = () => unknown;
-
-/** How often a store opened read-only checks whether it can write again. */
-const REOPEN_PROBE_MS = 500;
-
-/**
- * The disk refusing a write, as the protocol error clients get (-32007, retryable), or
- * undefined for any other error. Covers SQLite's codes and the file system's.
- */
-export function storageError(err: unknown, what = 'the session store'): ContinuumError | undefined {
-  const code = String((err as { code?: unknown } | null)?.code ?? '');
-  let reason: 'disk-full' | 'read-only' | 'io-error';
-  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') reason = 'disk-full';
-  else if (code.startsWith('SQLITE_READONLY') || code === 'EROFS') reason = 'read-only';
-  else if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CANTOPEN' || code === 'EIO') reason = 'io-error';
-  else return undefined;
-  const why = { 'disk-full': 'its disk is full', 'read-only': 'its disk is read-only', 'io-error': 'its disk reports I/O errors' }[reason];
-  return new ContinuumError('STORAGE_UNAVAILABLE', `${what} cannot write now: ${why} (${code}); nothing was changed, reads still work; retry once the disk is fixed`, { retryable: true, retryAfterMs: 1_000, reason, errno: code }, { cause: err });
-}
 
 function prepare(db: Database.Database) {
   return {
@@ -76,91 +55,42 @@ function prepare(db: Database.Database) {
 }
 
 export class SessionStore {
-  private db!: Database.Database;
+  private readonly sql: SqliteStore;
   private stmt!: ReturnType<typeof prepare>;
-  /** Who else prepares statements on this database (the command ledger): told at each (re)open. */
-  private readonly openHooks: ((db: Database.Database) => void)[] = [];
   /** session id → executor id, filled by executorOf; dropped wherever a binding changes. */
   private readonly owners = new Map<string, string>();
-  /** Who keeps state derived from this database in memory (the ledger's index): told when a commit failed. */
-  private readonly rollbackHooks: (() => void)[] = [];
-  private queue: { write: Write; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
-  private flushScheduled = false;
-  /** Set when a write found the database read-only (SQLite opened it so): reopen when it can write. */
-  private readOnlySince: number | undefined;
-  private lastProbe = 0;
 
-  constructor(private readonly file: string) {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    this.openDb();
+  constructor(file: string) {
+    this.sql = new SqliteStore(file, 'the session store');
+    this.sql.onOpen((db) => {
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS sessions (
+          id TEXT PRIMARY KEY, environment TEXT NOT NULL, label TEXT,
+          created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL, executor_id TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS sessions_executor ON sessions(executor_id);
+        CREATE INDEX IF NOT EXISTS sessions_environment ON sessions(environment, executor_id);
+        CREATE TABLE IF NOT EXISTS kv (
+          session_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (session_id, key));
+        CREATE TABLE IF NOT EXISTS shell (session_id TEXT PRIMARY KEY, cwd TEXT, env TEXT);
+      `);
+      // Added after the first release: a store made before it gets the column here.
+      const columns = db.prepare<[], { name: string }>('PRAGMA table_info(sessions)').all();
+      if (!columns.some((c) => c.name === 'commands')) db.exec('ALTER TABLE sessions ADD COLUMN commands INTEGER NOT NULL DEFAULT 0');
+      this.stmt = prepare(db);
+      this.owners.clear();
+    });
   }
 
-  private openDb(): void {
-    // SQLite opens a file it can't write read-only, without an error; writes then fail.
-    this.db = new Database(this.file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS sessions (
-        id TEXT PRIMARY KEY, environment TEXT NOT NULL, label TEXT,
-        created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL, executor_id TEXT NOT NULL);
-      CREATE INDEX IF NOT EXISTS sessions_executor ON sessions(executor_id);
-      CREATE INDEX IF NOT EXISTS sessions_environment ON sessions(environment, executor_id);
-      CREATE TABLE IF NOT EXISTS kv (
-        session_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (session_id, key));
-      CREATE TABLE IF NOT EXISTS shell (session_id TEXT PRIMARY KEY, cwd TEXT, env TEXT);
-    `);
-    // Added after the first release: a store made before it gets the column here.
-    const columns = this.db.prepare<[], { name: string }>('PRAGMA table_info(sessions)').all();
-    if (!columns.some((c) => c.name === 'commands')) this.db.exec('ALTER TABLE sessions ADD COLUMN commands INTEGER NOT NULL DEFAULT 0');
-    this.stmt = prepare(this.db);
-    this.owners.clear();
-    for (const hook of this.openHooks) hook(this.db);
+  private get db(): Database.Database {
+    return this.sql.db;
   }
 
-  /**
-   * The command ledger shares this database, so that both commit in one transaction per tick;
-   * `hook` runs now and again whenever the store reopens the file (after a read-only spell).
-   */
-  onOpen(hook: (db: Database.Database) => void): void {
-    this.openHooks.push(hook);
-    hook(this.db);
-  }
-
-  onRollback(hook: () => void): void {
-    this.rollbackHooks.push(hook);
-  }
-
-  /** After a read-only failure: once the files can be written again, open them afresh. */
-  private reopenIfWritable(): void {
-    if (this.readOnlySince === undefined || Date.now() - this.lastProbe < REOPEN_PROBE_MS) return;
-    this.lastProbe = Date.now();
-    try {
-      for (const f of [path.dirname(this.file), this.file, `${this.file}-wal`, `${this.file}-shm`]) {
-        if (f === path.dirname(this.file) || fs.existsSync(f)) fs.accessSync(f, fs.constants.W_OK);
-      }
-    } catch {
-      return;
-    }
-    // Close first: connections of one process to one file share SQLite's lock and shared-memory
-    // state, so a new one opened beside the read-only one would be read-only too.
-    this.db.close();
-    this.openDb();
-    this.readOnlySince = undefined;
-  }
-
-  /** Runs a write; the disk refusing it becomes -32007 (and a read-only store starts probing). */
   private writing<T>(fn: () => T): T {
-    this.reopenIfWritable();
-    try {
-      return fn();
-    } catch (err) {
-      const e = storageError(err);
-      if (!e) throw err;
-      if (e.data?.reason === 'read-only') this.readOnlySince ??= Date.now();
-      throw e;
-    }
+    return this.sql.writing(fn);
+  }
+
+  private commit<T>(write: () => T): Promise<T> {
+    return this.sql.commit(write);
   }
 
   /**
@@ -321,43 +251,7 @@ export class SessionStore {
     await this.commit(() => this.stmt.shellSet.run({ sid: sessionId, cwd: state.cwd, env: state.env ? JSON.stringify(state.env) : null }));
   }
 
-  /** Runs `write` in a transaction of its own (writes outside the per-tick group commit). */
-  transact<T>(write: () => T): T {
-    return this.writing(() => this.db.transaction(write)());
-  }
-
   close(): void {
-    this.flush();
-    this.db.close();
-  }
-
-  /** Runs `write` in this tick's transaction; resolves with its result once that is durable. */
-  commit<T>(write: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ write, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    try {
-      const results = this.writing(() => this.db.transaction(() => batch.map((item) => item.write()))());
-      batch.forEach((item, i) => item.resolve(results[i]));
-    } catch (err) {
-      for (const hook of this.rollbackHooks) hook();
-      if (err instanceof ContinuumError) {
-        for (const item of batch) item.reject(err);
-        return;
-      }
-      const e = new ContinuumError('INTERNAL', `the session store could not write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { retryable: true }, { cause: err });
-      for (const item of batch) item.reject(e);
-    }
+    this.sql.close();
   }
 }

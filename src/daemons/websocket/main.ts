@@ -29,7 +29,11 @@ const log = childLogger({ component: 'websocket-daemon' }, 'server');
 // The ledger closes entries left open by an earlier edge process when a new run says hello.
 const edgeRun = randomUUID();
 let connections = 0;
-const sessions = new SessionDaemonClient(paths.sessionSocket, { role: 'websocket-daemon', id: 'edge', proof: boot.busProof, run: edgeRun, ...(boot.previousExit ? { previousExit: boot.previousExit } : {}) });
+const sessions = new SessionDaemonClient(paths.sessionSocket, { role: 'websocket-daemon', id: 'edge', proof: boot.busProof });
+/** The session daemon's ledger thread, on a socket of its own. */
+const ledgerLink = config.ledger.enabled
+  ? new SessionDaemonClient(paths.ledgerSocket, { role: 'websocket-daemon', id: 'edge', proof: boot.busProof, run: edgeRun, ...(boot.previousExit ? { previousExit: boot.previousExit } : {}) })
+  : undefined;
 let router!: Router;
 const pool = new ExecutorPool(
   {
@@ -52,7 +56,7 @@ router = new Router(
     sessions.call('session.touch', { sessionIds: ids, at: Date.now(), commands }).catch(() => undefined);
   },
   metrics,
-  config.ledger.enabled ? new LedgerWriter<Tracked, Tracked>(sessions) : undefined,
+  ledgerLink ? new LedgerWriter<Tracked, Tracked>(ledgerLink) : undefined,
 );
 const control = new ControlClient(paths.supervisorSocket);
 const dashboard = new DashboardAuth(boot.dashboardKey);
@@ -204,6 +208,7 @@ const channel = new SupervisorChannel(async () => {
     setTimeout(resolve, 500).unref();
   });
   sessions.close();
+  ledgerLink?.close();
   control.close();
 });
 channel.onMessage((m) => {
@@ -218,6 +223,7 @@ await new Promise<void>((resolve, reject) => {
   server.listen(config.port, config.host, () => resolve());
 });
 sessions.connect(2_000).catch(() => log.warn('session daemon not reachable yet; will retry on demand'));
+ledgerLink?.connect(2_000).catch(() => log.warn("session daemon's ledger not reachable yet; will retry on demand"));
 const address = server.address();
 addOwnOrigins(typeof address === 'object' && address ? address.port : config.port);
 log.info('websocket daemon listening', { address });
