@@ -7,6 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CommandEntry } from '../../src/protocol/methods/command.js';
+import Database from 'better-sqlite3';
+import { connectFrameSocket } from '../../src/bus/frame-socket.js';
+import { RpcLink } from '../../src/bus/rpc-link.js';
 import { RawClient, type RpcMessage } from '../helpers/raw-client.js';
 import { startTree, stopTree, waitFor, type Tree } from '../helpers/tree.js';
 import { kill9, waitForCommand } from './support/processes.js';
@@ -255,6 +258,42 @@ describe('command ledger', () => {
         return m.error ? undefined : (m.result as CommandEntry);
       }, 10_000, 'command.status after the restart');
       assert.equal(e.state, 'completed');
+    } finally {
+      raw.close();
+    }
+  });
+
+  test("the ledger has a file and a socket of its own, and the socket serves only the edge", LIMIT, async () => {
+    // In its own file: sessions.db keeps only the session tables.
+    const db = new Database(path.join(tree.home, 'state', 'sessions.db'), { readonly: true, fileMustExist: true });
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+    db.close();
+    assert.ok(!tables.includes('command_ledger'), `sessions.db still has the ledger: ${tables.join(', ')}`);
+    assert.ok(fs.existsSync(path.join(tree.home, 'state', 'ledger.db')));
+    // Outside run/bus/ (which sandboxes see), and not writable, so not connectable, by other users.
+    const sock = path.join(tree.home, 'run', 'ledger.sock');
+    assert.equal(fs.statSync(sock).mode & 0o022, 0, 'ledger.sock is connectable by other users');
+
+    const ask = async (hello: unknown, method: string) => {
+      const link = new RpcLink(await connectFrameSocket(sock), 'ledger');
+      try {
+        if (hello !== undefined) await link.call('hello', hello, 2_000).catch((err: Error) => err);
+        return await link.call(method, { ops: [] }, 2_000).then(() => undefined, (err: { code?: string }) => err.code);
+      } finally {
+        link.close();
+      }
+    };
+    // No hello: nothing is served. A bad proof: refused, and the link is closed.
+    assert.equal(await ask(undefined, 'ledger.write'), 'CONTINUUM_FORBIDDEN');
+    assert.equal(await ask({ role: 'websocket-daemon', id: 'edge', proof: 'forged', run: 'r' }, 'ledger.write'), 'CONTINUUM_CONNECTION_LOST');
+    // An executor's role is refused whatever its proof.
+    assert.equal(await ask({ role: 'executor', id: 'remote-0', proof: 'x', run: 'r' }, 'ledger.get'), 'CONTINUUM_CONNECTION_LOST');
+    // The edge's own link still works.
+    const { raw } = await session('remote');
+    try {
+      send(raw, 'after-probes', 'state.set', { key: 'p', value: 1 });
+      assert.equal((await answer(raw, 'after-probes')).error, undefined);
+      assert.equal(entryOf(await status(raw, 'after-probes')).state, 'completed');
     } finally {
       raw.close();
     }
