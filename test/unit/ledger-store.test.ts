@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { adoptLedger, LedgerStore } from '../../src/daemons/session/ledger-store.js';
 import { SqliteStore } from '../../src/daemons/session/sqlite-store.js';
-import type { LedgerOp } from '../../src/protocol/internal.js';
+import type { LedgerOp } from '../../src/protocol/ledger-wire.js';
 
 const dirs: string[] = [];
 after(() => {

@@ -2,7 +2,7 @@
 // (the session daemon trusts the edge's role, not its bytes).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeLedgerOp, encodeLedgerOp, type LedgerOp } from '../../src/protocol/internal.js';
+import { decodeLedgerOp, encodeLedgerOp, type LedgerOp } from '../../src/protocol/ledger-wire.js';
 
 const ops: LedgerOp[] = [
   { op: 'accept', s: 's1', r: 'req-1', scope: 'request', env: 'remote', m: 'state.set', ex: 'remote-0', at: 1_000 },

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import type { AcceptFields, LaterOp, LedgerDaemon, LedgerSink } from '../../src/daemons/websocket/ledger-writer.js';
 import { LedgerWriter } from '../../src/daemons/websocket/ledger-writer.js';
-import { decodeLedgerOp, type LedgerOp } from '../../src/protocol/internal.js';
+import { decodeLedgerOp, type LedgerOp } from '../../src/protocol/ledger-wire.js';
 import type { CommandEntry } from '../../src/protocol/methods/command.js';
 
 interface Call {

@@ -12,7 +12,7 @@
 // cost several times the commands they recorded; see ARCHITECTURE-NOTES, "Command ledger".)
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
-import type { LedgerOp } from '../../protocol/internal.js';
+import type { LedgerOp } from '../../protocol/ledger-wire.js';
 import type { CommandEntry, LostReason } from '../../protocol/methods/command.js';
 import type { SqliteStore } from './sqlite-store.js';
 

@@ -9,6 +9,8 @@ const STOP_WAIT_MS = 1_000;
 
 export class LedgerThread {
   private stopping = false;
+  /** Its first word: open and listening, and how many entries it took over from sessions.db. */
+  ready!: Promise<Extract<FromLedgerThread, { kind: 'ready' }>>;
 
   private constructor(private readonly worker: Worker, log: Logger) {
     // The ledger is half of what this daemon keeps: without it the edge can run no command
@@ -24,12 +26,18 @@ export class LedgerThread {
     });
   }
 
-  /** Resolves once the thread has its database open and listens for the edge. */
-  static async start(data: LedgerThreadData, log: Logger): Promise<LedgerThread> {
+  /**
+   * Starts the thread; `ready` resolves once it has its database open and listens for the
+   * edge. The daemon does not wait for that to serve sessions: the thread boots a V8 isolate
+   * of its own (~0.1 s), and the edge's ledger writer waits for it meanwhile (it re-sends).
+   */
+  static start(data: LedgerThreadData, log: Logger): LedgerThread {
     const worker = new Worker(new URL('./ledger-worker.js', import.meta.url), { workerData: data });
     const thread = new LedgerThread(worker, log);
-    const [ready] = (await once(worker, 'message')) as [FromLedgerThread];
-    if (ready.kind !== 'ready') throw new Error(`the ledger thread said ${ready.kind} before it was ready`);
+    thread.ready = (once(worker, 'message') as Promise<[FromLedgerThread]>).then(([m]) => {
+      if (m.kind !== 'ready') throw new Error(`the ledger thread said ${m.kind} before it was ready`);
+      return m;
+    });
     return thread;
   }
 

@@ -274,10 +274,13 @@ function sweepExpired(): void {
 // Leftovers of a crash mid-fork or mid-delete.
 for (const dir of [stagingDir, trashDir]) void fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
 
-const ledgerThread = await LedgerThread.start(
+const ledgerThread = LedgerThread.start(
   { home: boot.home, busKey, environments: boot.config.environments.map((e) => ({ name: e.name, maxEntries: e.ledger.maxEntries, maxAgeMs: e.ledger.maxAgeMs })) },
   log,
 );
+const bootedAt = Date.now();
+// Its failure is reported, and ends the daemon, by LedgerThread itself.
+ledgerThread.ready.then(() => log.info('ledger thread ready', { socket: paths.ledgerSocket, startMs: Date.now() - bootedAt }), () => undefined);
 const server = await listenFrameSockets(paths.sessionSocket, (socket) => onLink(new RpcLink(socket, 'session client')));
 // Sandboxed executors run under their own uids; the bus proof, not the file mode, is the check
 // (and the folder is reachable only through <home>, mode 0700).

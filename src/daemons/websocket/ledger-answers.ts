@@ -1,7 +1,7 @@
 // What the ledger keeps of an executor's answer: state, exit status, and a copy of the
 // result cut to the environment's cap. The answer is parsed only when it must be (errors,
 // and shell.exec, whose output is cut to fit and whose exit status is kept).
-import type { LedgerOp } from '../../protocol/internal.js';
+import type { LedgerOp } from '../../protocol/ledger-wire.js';
 import type { RequestId } from '../../protocol/jsonrpc.js';
 
 type FinishOp = Extract<LedgerOp, { op: 'finish' }>;

@@ -4,7 +4,8 @@
 // command.status / command.list are answered once what this edge knows has landed.
 import type { Config } from '../../config/schema.js';
 import { ContinuumError } from '../../protocol/errors.js';
-import type { ExecutorStatus, LedgerOp } from '../../protocol/internal.js';
+import type { ExecutorStatus } from '../../protocol/internal.js';
+import type { LedgerOp } from '../../protocol/ledger-wire.js';
 import { errorFrame, type RequestId } from '../../protocol/jsonrpc.js';
 import { lostError, lostReasonOf, replayFrame } from '../../protocol/ledger.js';
 import type { MethodDescriptor } from '../../protocol/method.js';

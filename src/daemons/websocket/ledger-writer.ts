@@ -9,7 +9,7 @@
 // the tens of milliseconds it waits is what the edge's garbage collector copies and
 // promotes; that, not the ledger's bytes, was most of the ledger's cost on the edge.
 import type { SessionDaemonClient } from '../../bus/session-client.js';
-import { encodeLedgerOp, type LedgerOp, type LedgerWireOp } from '../../protocol/internal.js';
+import { encodeLedgerOp, type LedgerOp, type LedgerWireOp } from '../../protocol/ledger-wire.js';
 import type { CommandEntry } from '../../protocol/methods/command.js';
 
 /** All the writer needs of the session daemon's link (a test passes a fake). */
