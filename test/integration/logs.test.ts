@@ -368,10 +368,14 @@ describe('log rotation', () => {
     const pid = (await tree.row('remote-0')).pid!;
     // Its first lines may already have rotated on (the file was nearly full), and a confined
     // executor's start on a loaded CI machine takes seconds: look in every file, and wait long.
-    await waitFor(() => {
-      const all = [file, `${file}.1`, `${file}.2`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, 'utf8')).join('');
-      return all.includes(`"pid":${pid},"msg":"executor started"`) && all.includes(`"msg":"executor ready","pid":${pid}`);
-    }, 30_000, `the new executor's lines (pid ${pid}) in remote.log`);
+    const all = () => [file, `${file}.1`, `${file}.2`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, 'utf8')).join('');
+    await waitFor(() => all().includes(`"pid":${pid},"msg":"executor started"`) && all().includes(`"msg":"executor ready","pid":${pid}`), 30_000, `the new executor's lines (pid ${pid}) in remote.log`).catch(async (err: Error) => {
+      // Failed once in a full run and never alone: say what the files and the tree looked like.
+      const rows = (await tree.ps().catch(() => [])).map((r) => `${r.id} pid ${r.pid} ${r.state} restarts ${r.restarts}`).join(', ');
+      const sizes = [file, `${file}.1`, `${file}.2`, `${file}.3`].map((f) => `${path.basename(f)} ${fs.existsSync(f) ? fs.statSync(f).size : '-'}`).join(', ');
+      const tail = all().split('\n').filter(Boolean).slice(-15).map((l) => l.slice(0, 240)).join('\n');
+      throw new Error(`${err.message}\n  tree: ${rows}\n  files: ${sizes}\n  last lines:\n${tail}`);
+    });
     for (const f of [file, `${file}.1`, `${file}.2`]) {
       const bytes = fs.statSync(f).size;
       assert.ok(bytes <= maxBytes, `${path.basename(f)} is ${bytes} bytes after the restart, over maxBytes ${maxBytes}`);
