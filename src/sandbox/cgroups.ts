@@ -31,8 +31,10 @@ export interface Cgroup {
   /** How many processes the kernel OOM-killed in it so far. */
   oomKills(): number;
   /**
-   * Its memory is (nearly) all used: the kernel is reclaiming within it, which can stall every
-   * process in it, until the OOM killer picks one.
+   * Its memory is (nearly) all used now, or it hit its limit since the last time this was
+   * asked: the kernel is reclaiming within it, which can stall every process in it until the
+   * OOM killer picks one. (While it reclaims, usage swings below the limit: the count of hits
+   * is what shows it.)
    */
   atMemoryLimit(): boolean;
   /** Kills every process in it (v2 cgroup.kill; v1 freeze, SIGKILL each, thaw). */
@@ -56,6 +58,17 @@ function readNumber(file: string): number {
 
 function nearLimit(usage: number, limit: number): boolean {
   return Number.isFinite(usage) && Number.isFinite(limit) && usage >= limit - NEAR_LIMIT_BYTES;
+}
+
+/** `atMemoryLimit` of one cgroup, from its usage, its limit and its count of limit hits. */
+function memoryLimitWatch(usage: () => number, limit: () => number, hits: () => number): () => boolean {
+  let seen = hits();
+  return () => {
+    const now = hits();
+    const rose = now > seen;
+    seen = now;
+    return rose || nearLimit(usage(), limit());
+  };
 }
 const V1_CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer'] as const;
 
@@ -256,7 +269,13 @@ class CgroupV1 extends CgroupManager {
       dirs,
       procsFiles: Object.values(dirs).map((d) => path.join(d, 'cgroup.procs')),
       oomKills: () => (memoryDir ? counter(path.join(memoryDir, 'memory.oom_control'), 'oom_kill') : 0),
-      atMemoryLimit: () => memoryDir !== undefined && nearLimit(readNumber(path.join(memoryDir, 'memory.usage_in_bytes')), readNumber(path.join(memoryDir, 'memory.limit_in_bytes'))),
+      atMemoryLimit: memoryDir === undefined
+        ? () => false
+        : memoryLimitWatch(
+            () => readNumber(path.join(memoryDir, 'memory.usage_in_bytes')),
+            () => readNumber(path.join(memoryDir, 'memory.limit_in_bytes')),
+            () => readNumber(path.join(memoryDir, 'memory.failcnt')) || 0,
+          ),
       kill: () => killUnlessGone(kill),
       remove: async () => {
         if (removed) return;
@@ -338,7 +357,11 @@ class CgroupV2 extends CgroupManager {
       dirs: { unified: dir },
       procsFiles: [path.join(dir, 'cgroup.procs')],
       oomKills: () => counter(path.join(dir, 'memory.events'), 'oom_kill'),
-      atMemoryLimit: () => nearLimit(readNumber(path.join(dir, 'memory.current')), readNumber(path.join(dir, 'memory.max'))),
+      atMemoryLimit: memoryLimitWatch(
+        () => readNumber(path.join(dir, 'memory.current')),
+        () => readNumber(path.join(dir, 'memory.max')),
+        () => counter(path.join(dir, 'memory.events'), 'max'),
+      ),
       kill: () => killUnlessGone(kill),
       remove: async () => {
         if (removed) return;

@@ -76,9 +76,13 @@ describe('cgroups v2 (fake cgroupfs)', () => {
     assert.equal(cg.oomKills(), 0);
     put(path.join(dir, 'memory.events'), 'low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\n');
     assert.equal(cg.oomKills(), 2);
-    // At its memory limit: memory.current within a few MiB of memory.max ("max": no limit).
+    // At its memory limit: it hit memory.max since the last ask (memory.events "max" rose),
+    // or memory.current is within a few MiB of memory.max ("max": no limit).
     put(path.join(dir, 'memory.current'), String(100 * 1024 * 1024));
-    assert.equal(cg.atMemoryLimit(), false);
+    assert.equal(cg.atMemoryLimit(), true, 'the limit was hit 7 times since it was made');
+    assert.equal(cg.atMemoryLimit(), false, 'and not since the last ask');
+    put(path.join(dir, 'memory.events'), 'low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\n');
+    assert.equal(cg.atMemoryLimit(), true, 'hit again while usage swung below the limit');
     put(path.join(dir, 'memory.current'), String(255 * 1024 * 1024));
     assert.equal(cg.atMemoryLimit(), true);
     put(path.join(dir, 'memory.max'), 'max');
@@ -153,6 +157,10 @@ describe('cgroups v1 (fake cgroupfs)', () => {
     put(path.join(dirs.memory, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 3\n');
     assert.equal(cg.oomKills(), 3);
     put(path.join(dirs.memory, 'memory.usage_in_bytes'), String(60 * 1024 * 1024));
+    assert.equal(cg.atMemoryLimit(), false);
+    // v1 counts the limit's hits in memory.failcnt: a rise since the last ask counts, whatever the usage.
+    put(path.join(dirs.memory, 'memory.failcnt'), '12\n');
+    assert.equal(cg.atMemoryLimit(), true);
     assert.equal(cg.atMemoryLimit(), false);
     put(path.join(dirs.memory, 'memory.usage_in_bytes'), String(127 * 1024 * 1024));
     assert.equal(cg.atMemoryLimit(), true);
