@@ -31,10 +31,10 @@ export interface Cgroup {
   /** How many processes the kernel OOM-killed in it so far. */
   oomKills(): number;
   /**
-   * Its memory is (nearly) all used now, or it hit its limit since the last time this was
-   * asked: the kernel is reclaiming within it, which can stall every process in it until the
-   * OOM killer picks one. (While it reclaims, usage swings below the limit: the count of hits
-   * is what shows it.)
+   * Its memory is (nearly) all used now, or it hit its limit or had a process OOM-killed since
+   * the last time this was asked: the kernel is reclaiming within it, which can stall every
+   * process in it for seconds, until the OOM killer picks one and a while after. (While it
+   * reclaims, usage swings below the limit: the counts are what show it.)
    */
   atMemoryLimit(): boolean;
   /** Kills every process in it (v2 cgroup.kill; v1 freeze, SIGKILL each, thaw). */
@@ -60,7 +60,11 @@ function nearLimit(usage: number, limit: number): boolean {
   return Number.isFinite(usage) && Number.isFinite(limit) && usage >= limit - NEAR_LIMIT_BYTES;
 }
 
-/** `atMemoryLimit` of one cgroup, from its usage, its limit and its count of limit hits. */
+/**
+ * `atMemoryLimit` of one cgroup, from its usage, its limit and a count that rises with the
+ * limit's hits and OOM kills (v1 does not count every hit in failcnt: on this kernel it stayed
+ * 0 through an OOM kill).
+ */
 function memoryLimitWatch(usage: () => number, limit: () => number, hits: () => number): () => boolean {
   let seen = hits();
   return () => {
@@ -274,7 +278,7 @@ class CgroupV1 extends CgroupManager {
         : memoryLimitWatch(
             () => readNumber(path.join(memoryDir, 'memory.usage_in_bytes')),
             () => readNumber(path.join(memoryDir, 'memory.limit_in_bytes')),
-            () => readNumber(path.join(memoryDir, 'memory.failcnt')) || 0,
+            () => (readNumber(path.join(memoryDir, 'memory.failcnt')) || 0) + counter(path.join(memoryDir, 'memory.oom_control'), 'oom_kill'),
           ),
       kill: () => killUnlessGone(kill),
       remove: async () => {
@@ -360,7 +364,7 @@ class CgroupV2 extends CgroupManager {
       atMemoryLimit: memoryLimitWatch(
         () => readNumber(path.join(dir, 'memory.current')),
         () => readNumber(path.join(dir, 'memory.max')),
-        () => counter(path.join(dir, 'memory.events'), 'max'),
+        () => counter(path.join(dir, 'memory.events'), 'max') + counter(path.join(dir, 'memory.events'), 'oom_kill'),
       ),
       kill: () => killUnlessGone(kill),
       remove: async () => {

@@ -320,7 +320,9 @@ export class Supervisor {
       // Silent while its cgroup is at its memory limit: the kernel is reclaiming in it (a
       // command there is growing) and stalls it until the OOM killer picks the hog, which can
       // take seconds on a busy machine. That is not a hang: give the kernel a while first.
-      if (child.silentMs(now) <= timeoutMs + MEMORY_STALL_GRACE_MS && child.atMemoryLimit()) {
+      // Once given, the grace lasts its whole window: after the hog is killed, the child may
+      // still be paging its own evicted memory back in while the cgroup no longer looks full.
+      if (child.silentMs(now) <= timeoutMs + MEMORY_STALL_GRACE_MS && (this.memoryStalled.has(child) || child.atMemoryLimit())) {
         if (!this.memoryStalled.has(child)) {
           this.memoryStalled.add(child);
           this.log('warn', 'child silent while its cgroup is at its memory limit; waiting for the kernel before killing it', { child: child.spec.name, id: child.spec.id, childPid: child.pid, silentMs: child.silentMs(now), graceMs: MEMORY_STALL_GRACE_MS });

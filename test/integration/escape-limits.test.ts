@@ -39,7 +39,13 @@ describe('escape suite: resource limits', { skip: bwrapMissing() }, () => {
 
   test('memory: a command over the limit is OOM-killed, the log names the memory limit, the executor serves on', LIMIT, async () => {
     for (const env of CONFINED) {
-      const r = await sh(env, 'head -c 400M /dev/zero | tail > /dev/null; echo "status ${PIPESTATUS[1]}"');
+      const r = await sh(env, 'head -c 400M /dev/zero | tail > /dev/null; echo "status ${PIPESTATUS[1]}"').catch((err: Error) => {
+        // It failed in fresh-clone CI runs and never alone: say what the supervisor saw.
+        const lines = tree().logLines('server').filter((l) => /heartbeat|memory limit|silent/.test(String(l.msg)));
+        const kills = lines.filter((l) => /missed its heartbeat/.test(String(l.msg)));
+        const seen = [...lines.filter((l) => !/missed its heartbeat/.test(String(l.msg))), ...kills.slice(0, 1), ...kills.slice(-1)];
+        throw new Error(`${err.message}\n  the supervisor's lines (${kills.length} kill attempts): ${JSON.stringify(seen)}`);
+      });
       assert.match(r.stdout, /status 137/, `${env}: the hog was not killed: ${JSON.stringify(r)}`);
       await waitFor(() => tree().logLines(env).find((l) => /memory limit \(256 MiB\) hit/.test(String(l.msg))), 10_000, `the memory-limit line in ${env}.log`);
       assert.equal((await sh(env, 'echo alive')).stdout, 'alive\n');

@@ -79,10 +79,12 @@ describe('cgroups v2 (fake cgroupfs)', () => {
     // At its memory limit: it hit memory.max since the last ask (memory.events "max" rose),
     // or memory.current is within a few MiB of memory.max ("max": no limit).
     put(path.join(dir, 'memory.current'), String(100 * 1024 * 1024));
-    assert.equal(cg.atMemoryLimit(), true, 'the limit was hit 7 times since it was made');
+    assert.equal(cg.atMemoryLimit(), true, 'the limit was hit 7 times, and 2 processes OOM-killed, since it was made');
     assert.equal(cg.atMemoryLimit(), false, 'and not since the last ask');
     put(path.join(dir, 'memory.events'), 'low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\n');
     assert.equal(cg.atMemoryLimit(), true, 'hit again while usage swung below the limit');
+    put(path.join(dir, 'memory.events'), 'low 0\nhigh 0\nmax 9\noom 3\noom_kill 3\n');
+    assert.equal(cg.atMemoryLimit(), true, 'an OOM kill since the last ask');
     put(path.join(dir, 'memory.current'), String(255 * 1024 * 1024));
     assert.equal(cg.atMemoryLimit(), true);
     put(path.join(dir, 'memory.max'), 'max');
@@ -154,9 +156,11 @@ describe('cgroups v1 (fake cgroupfs)', () => {
     assert.equal(read(path.join(dirs.cpu, 'cpu.cfs_quota_us')), '25000');
     assert.equal(read(path.join(dirs.cpu, 'cpu.cfs_period_us')), '100000');
     assert.equal(read(path.join(dirs.pids, 'pids.max')), '64');
+    put(path.join(dirs.memory, 'memory.usage_in_bytes'), String(60 * 1024 * 1024));
+    assert.equal(cg.atMemoryLimit(), false);
     put(path.join(dirs.memory, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 3\n');
     assert.equal(cg.oomKills(), 3);
-    put(path.join(dirs.memory, 'memory.usage_in_bytes'), String(60 * 1024 * 1024));
+    assert.equal(cg.atMemoryLimit(), true, 'an OOM kill since the last ask');
     assert.equal(cg.atMemoryLimit(), false);
     // v1 counts the limit's hits in memory.failcnt: a rise since the last ask counts, whatever the usage.
     put(path.join(dirs.memory, 'memory.failcnt'), '12\n');
