@@ -373,8 +373,9 @@ describe('log rotation', () => {
       // Failed once in a full run and never alone: say what the files and the tree looked like.
       const rows = (await tree.ps().catch(() => [])).map((r) => `${r.id} pid ${r.pid} ${r.state} restarts ${r.restarts}`).join(', ');
       const sizes = [file, `${file}.1`, `${file}.2`, `${file}.3`].map((f) => `${path.basename(f)} ${fs.existsSync(f) ? fs.statSync(f).size : '-'}`).join(', ');
-      const tail = all().split('\n').filter(Boolean).slice(-15).map((l) => l.slice(0, 240)).join('\n');
-      throw new Error(`${err.message}\n  tree: ${rows}\n  files: ${sizes}\n  last lines:\n${tail}`);
+      const current = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').slice(0, 3000) : '(none)';
+      const lost = await cli(['ps', '--home', tree.home, '--json']).then((r) => JSON.stringify((JSON.parse(r.stdout) as { lostLogLines?: unknown }).lostLogLines), () => '?');
+      throw new Error(`${err.message}\n  tree: ${rows}\n  files: ${sizes}; lost lines ${lost}\n  remote.log:\n${current}`);
     });
     for (const f of [file, `${file}.1`, `${file}.2`]) {
       const bytes = fs.statSync(f).size;

@@ -26,11 +26,7 @@ export class LedgerThread {
     });
   }
 
-  /**
-   * Starts the thread; `ready` resolves once it has its database open and listens for the
-   * edge. The daemon does not wait for that to serve sessions: the thread boots a V8 isolate
-   * of its own (~0.1 s), and the edge's ledger writer waits for it meanwhile (it re-sends).
-   */
+  /** Starts the thread; `ready` resolves once it has its database open and listens for the edge. */
   static start(data: LedgerThreadData, log: Logger): LedgerThread {
     const worker = new Worker(new URL('./ledger-worker.js', import.meta.url), { workerData: data });
     const thread = new LedgerThread(worker, log);

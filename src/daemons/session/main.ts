@@ -279,8 +279,10 @@ const ledgerThread = LedgerThread.start(
   log,
 );
 const bootedAt = Date.now();
-// Its failure is reported, and ends the daemon, by LedgerThread itself.
-ledgerThread.ready.then(() => log.info('ledger thread ready', { socket: paths.ledgerSocket, startMs: Date.now() - bootedAt }), () => undefined);
+// Ready means both: a command that changes something needs the ledger. (A failure is
+// reported, and ends the daemon, by LedgerThread itself.)
+await ledgerThread.ready;
+log.info('ledger thread ready', { socket: paths.ledgerSocket, startMs: Date.now() - bootedAt });
 const server = await listenFrameSockets(paths.sessionSocket, (socket) => onLink(new RpcLink(socket, 'session client')));
 // Sandboxed executors run under their own uids; the bus proof, not the file mode, is the check
 // (and the folder is reachable only through <home>, mode 0700).
