@@ -17,6 +17,7 @@ import type { z } from 'zod';
 import { executorCallSchemas, sessionLookupSchema, type LoadedSession, type OpenSessionRequest, type SessionEnded, type SessionLookupResult, type StoredSession } from '../../protocol/internal.js';
 import { SESSION_ID_PATTERN } from '../../protocol/method.js';
 import { LedgerThread } from './ledger-thread.js';
+import { requireString } from './params.js';
 import { chownTree, ensureOwnedDir } from '../../sandbox/ownership.js';
 import { SessionStore, storageError } from './session-store.js';
 
@@ -96,11 +97,6 @@ function endSession(s: StoredSession, why: 'closed' | 'expired'): void {
   envLog(s.environment).info(`session ${why}`, { sessionId: s.sessionId, event: `session.${why}` });
   // A close is audited by the edge, which knows who asked; an expiry has no one behind it.
   if (why === 'expired') audit(s.environment, { time: Date.now(), env: s.environment, tokenId: null, remote: null, sessionId: s.sessionId, event: 'session.expired', requestId: null, outcome: 'ok' });
-}
-
-function requireString(value: unknown, field: string): string {
-  if (typeof value !== 'string' || value.length === 0) throw new ContinuumError('INVALID_PARAMS', `invalid params: ${field} must be a non-empty string`);
-  return value;
 }
 
 function requireRole(link: RpcLink, role: 'websocket-daemon' | 'executor' | 'browser-daemon' | 'renderer-daemon'): string {
