@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { adoptLedger, LedgerStore } from '../../src/daemons/session/ledger-store.js';
 import { SqliteStore } from '../../src/daemons/session/sqlite-store.js';
 import type { LedgerOp } from '../../src/protocol/ledger-wire.js';
+import type { CommandEntry } from '../../src/protocol/methods/command.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -28,16 +29,22 @@ function open(file?: string) {
 }
 
 const accept = (s: string, r: string, at: number, env = 'remote'): LedgerOp => ({ op: 'accept', s, r, scope: 'request', env, m: 'state.set', ex: `${env}-0`, at });
-const finish = (s: string, r: string, at: number): LedgerOp => ({ op: 'finish', s, r, state: 'completed', at, started: at, result: '{"ok":true}' });
+const finish = (seq: number, at: number): LedgerOp => ({ op: 'finish', seq, state: 'completed', at, started: at, result: '{"ok":true}' });
+/** Accepts, answered with their seqs. */
+async function accepted(ledger: LedgerStore, run: string, ops: LedgerOp[]): Promise<number[]> {
+  const answers = await ledger.write(run, ops);
+  for (const a of answers) assert.equal(typeof a, 'number', `not accepted afresh: ${JSON.stringify(a)}`);
+  return answers as number[];
+}
 
 describe('command ledger store', () => {
-  it('answers a resend with the entry it has, and a repeated accept of the same run with null', async () => {
+  it('answers a resend with the entry it has, and a repeated accept of the same run with its seq', async () => {
     const { ledger, store } = open();
-    assert.deepEqual(await ledger.write('run-1', [accept('s1', 'a', 1_000)]), [null]);
+    const [seq] = await accepted(ledger, 'run-1', [accept('s1', 'a', 1_000)]);
     // The same run's accept again: its first answer was lost on the way.
-    assert.deepEqual(await ledger.write('run-1', [accept('s1', 'a', 1_000)]), [null]);
-    await ledger.write('run-1', [finish('s1', 'a', 1_005)]);
-    const [again] = await ledger.write('run-2', [accept('s1', 'a', 2_000)]);
+    assert.deepEqual(await ledger.write('run-1', [accept('s1', 'a', 1_000)]), [seq]);
+    await ledger.write('run-1', [finish(seq!, 1_005)]);
+    const [again] = (await ledger.write('run-2', [accept('s1', 'a', 2_000)])) as CommandEntry[];
     assert.equal(again?.state, 'completed');
     assert.deepEqual(again?.result, { ok: true });
     assert.equal(ledger.get('s1', 'a')?.durationMs, 0);
@@ -46,14 +53,14 @@ describe('command ledger store', () => {
 
   it('keeps its index across a reopen: resends, lists, orphans and counts come from disk', async () => {
     const first = open();
-    await first.ledger.write('run-1', [accept('s1', 'a', 1_000), accept('s1', 'b', 1_001), accept('s2', 'c', 1_002)]);
-    await first.ledger.write('run-1', [finish('s1', 'a', 1_010)]);
+    const [a] = await accepted(first.ledger, 'run-1', [accept('s1', 'a', 1_000), accept('s1', 'b', 1_001), accept('s2', 'c', 1_002)]);
+    await first.ledger.write('run-1', [finish(a!, 1_010)]);
     first.store.close();
 
     const { ledger, store } = open(first.file);
     assert.deepEqual(ledger.counts(), { completed: 1, accepted: 2 });
     assert.deepEqual(ledger.list('s1', 0, 10).entries.map((e) => e.requestId), ['a', 'b']);
-    const [resend] = await ledger.write('run-2', [accept('s1', 'a', 3_000)]);
+    const [resend] = (await ledger.write('run-2', [accept('s1', 'a', 3_000)])) as CommandEntry[];
     assert.equal(resend?.state, 'completed');
     const lost = ledger.loseOrphans('run-2', { kind: 'edge', signal: 'SIGKILL', exitCode: null, detail: 'test' });
     assert.deepEqual(lost.map((e) => e.requestId).sort(), ['b', 'c']);
@@ -68,9 +75,9 @@ describe('command ledger store', () => {
     const { ledger, store, file } = open();
     const ops: LedgerOp[] = [];
     for (let i = 0; i < 10; i++) ops.push(accept('s1', `r${i}`, 1_000 + i));
-    await ledger.write('run-1', ops);
+    const seqs = await accepted(ledger, 'run-1', ops);
     // r0 stays open; the rest finish.
-    await ledger.write('run-1', Array.from({ length: 9 }, (_, i) => finish('s1', `r${i + 1}`, 2_000)));
+    await ledger.write('run-1', seqs.slice(1).map((seq) => finish(seq, 2_000)));
     // In slices: at most `limit` per call, oldest first, the rest at the next call.
     assert.equal(ledger.retain('remote', 5, 1e9, 3_000, 3), 3);
     assert.deepEqual(ledger.list('s1', 0, 100).entries.map((e) => e.requestId), ['r0', 'r4', 'r5', 'r6', 'r7', 'r8', 'r9']);
@@ -95,7 +102,7 @@ describe('command ledger store', () => {
     await ledger.write('run-1', [{ op: 'drop', s: 's1', r: 'a' }]);
     assert.equal(ledger.get('s1', 'a'), undefined);
     // Dropped: the same id may be accepted afresh.
-    assert.deepEqual(await ledger.write('run-1', [accept('s1', 'a', 4)]), [null]);
+    await accepted(ledger, 'run-1', [accept('s1', 'a', 4)]);
     ledger.deleteSession('s1');
     assert.deepEqual(ledger.list('s1', 0, 10).entries, []);
     assert.equal(ledger.get('s2', 'c')?.state, 'accepted');
@@ -104,12 +111,12 @@ describe('command ledger store', () => {
 
   it('reads its index back when a commit fails, so a write that did not land is not remembered', async () => {
     const { ledger, store } = open();
-    await ledger.write('run-1', [accept('s1', 'a', 1)]);
+    await accepted(ledger, 'run-1', [accept('s1', 'a', 1)]);
     // A bad op after a good one fails the whole tick's transaction: neither is kept.
     const bad = { op: 'accept', s: 's1', r: 'b', scope: 'request', env: 'remote', m: 'state.set', ex: 'remote-0', at: null } as unknown as LedgerOp;
     await assert.rejects(ledger.write('run-1', [accept('s1', 'x', 2), bad]));
     assert.equal(ledger.get('s1', 'x'), undefined);
-    assert.deepEqual(await ledger.write('run-1', [accept('s1', 'x', 3)]), [null]);
+    await accepted(ledger, 'run-1', [accept('s1', 'x', 3)]);
     assert.deepEqual(ledger.counts(), { accepted: 2 });
     store.close();
   });
@@ -137,7 +144,10 @@ describe('command ledger store', () => {
     // A crash after the copy and before the drop: the next start finds the rows again and skips them.
     const sdb = new Database(sessions);
     sdb.exec('CREATE TABLE command_ledger (seq INTEGER PRIMARY KEY, session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL, method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT, accepted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0)');
-    sdb.exec(`ATTACH DATABASE '${file}' AS l; INSERT INTO command_ledger SELECT * FROM l.command_ledger; DETACH DATABASE l`);
+    sdb.exec(`ATTACH DATABASE '${file}' AS l;
+      INSERT INTO command_ledger SELECT e.seq, e.session_id, e.request_id, c.scope, c.environment, c.method, e.state, c.edge_run, c.executor_id,
+        e.accepted_at, e.started_at, e.finished_at, e.exit, e.error, e.lost, e.result, e.cut FROM l.ledger_entries e JOIN l.ledger_contexts c ON c.id = e.context;
+      DETACH DATABASE l`);
     sdb.close();
     assert.equal(adoptLedger(first.db, sessions), 0, 'rows already there are not copied twice');
     assert.equal(adoptLedger(first.db, sessions), 0);
@@ -155,5 +165,52 @@ describe('command ledger store', () => {
     const left = new Database(sessions, { readonly: true });
     assert.deepEqual(left.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all(), ['kv'], 'only the session tables stay in sessions.db');
     left.close();
+  });
+
+  it("takes over the last layout's one-table ledger in ledger.db, splitting out what its rows share", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-store-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'ledger.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE command_ledger (seq INTEGER PRIMARY KEY, session_id TEXT NOT NULL, request_id TEXT NOT NULL, scope TEXT NOT NULL, environment TEXT NOT NULL, method TEXT NOT NULL, state TEXT NOT NULL, edge_run TEXT NOT NULL, executor_id TEXT, accepted_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, exit TEXT, error TEXT, lost TEXT, result TEXT, cut INTEGER NOT NULL DEFAULT 0)');
+    const row = db.prepare('INSERT INTO command_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, 0)');
+    row.run(7, 's1', 'a', 'request', 'remote', 'state.set', 'completed', 'run-0', 'remote-0', 10, 10, 12, '{"ok":true}');
+    row.run(8, 's1', '#x.1', 'connection', 'remote', 'state.set', 'accepted', 'run-0', 'remote-0', 11, null, null, null);
+    row.run(9, 's2', 'b', 'request', 'agent', 'shell.exec', 'started', 'run-0', 'agent-0', 12, 13, null, null);
+    db.close();
+
+    const sql = new SqliteStore(file, 'the command ledger');
+    assert.equal(adoptLedger(sql.db, path.join(dir, 'sessions.db')), 3);
+    const ledger = new LedgerStore(sql);
+    assert.deepEqual(ledger.counts(), { completed: 1, accepted: 1, started: 1 });
+    const a = ledger.get('s1', 'a')!;
+    assert.deepEqual([a.environment, a.method, a.executorId, a.idScope, a.result, a.durationMs], ['remote', 'state.set', 'remote-0', 'request', { ok: true }, 2]);
+    assert.equal(ledger.get('s1', '#x.1')?.idScope, 'connection');
+    assert.equal(ledger.get('s2', 'b')?.environment, 'agent');
+    // New entries follow the old ones; open ones of the old run are its orphans.
+    const [seq] = await accepted(ledger, 'run-1', [accept('s1', 'c', 20)]);
+    assert.equal(seq, 10);
+    assert.deepEqual(ledger.loseOrphans('run-1', { kind: 'edge', signal: null, exitCode: null, detail: 'test' }).map((e) => e.requestId).sort(), ['#x.1', 'b']);
+    assert.deepEqual(sql.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all(), ['ledger_contexts', 'ledger_entries']);
+    sql.close();
+  });
+
+  it("retains one environment's entries only, in ranges that skip the rows that stay", async () => {
+    const { ledger, store, file } = open();
+    // remote and agent interleaved; some of remote's stay open.
+    const ops: LedgerOp[] = [];
+    for (let i = 0; i < 40; i++) ops.push(accept('s1', `r${i}`, 1_000 + i, i % 3 === 0 ? 'agent' : 'remote'));
+    const seqs = await accepted(ledger, 'run-1', ops);
+    await ledger.write('run-1', seqs.filter((_, i) => i % 7 !== 1).map((seq) => finish(seq, 2_000)));
+    const remote = (id: string) => ops.some((o) => o.op === 'accept' && o.r === id && o.env === 'remote');
+    assert.equal(ledger.retain('remote', 0, 1e9, 3_000), 40 - 14 - 4);
+    const left = ledger.list('s1', 0, 100).entries.map((e) => e.requestId);
+    const expected = ops.flatMap((o, i) => (o.op === 'accept' && (!remote(o.r) || i % 7 === 1) ? [o.r] : []));
+    assert.deepEqual(left, expected);
+    store.close();
+    // The table agrees.
+    const { ledger: reopened, store: s2 } = open(file);
+    assert.deepEqual(reopened.list('s1', 0, 100).entries.map((e) => e.requestId), expected);
+    s2.close();
   });
 });

@@ -5,12 +5,12 @@ import { describe, it } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import type { AcceptFields, LaterOp, LedgerDaemon, LedgerSink } from '../../src/daemons/websocket/ledger-writer.js';
 import { LedgerWriter } from '../../src/daemons/websocket/ledger-writer.js';
-import { decodeLedgerOp, type LedgerOp } from '../../src/protocol/ledger-wire.js';
+import { decodeLedgerWrite, type LedgerOp, type LedgerWriteBuilder } from '../../src/protocol/ledger-wire.js';
 import type { CommandEntry } from '../../src/protocol/methods/command.js';
 
 interface Call {
   ops: LedgerOp[];
-  answer: (answers: (CommandEntry | null)[]) => void;
+  answer: (answers: (number | CommandEntry | null)[]) => void;
   fail: (err: Error) => void;
 }
 
@@ -19,30 +19,41 @@ class FakeDaemon implements LedgerDaemon {
   readonly calls: Call[] = [];
   call<T>(method: string, params: unknown): Promise<T> {
     assert.equal(method, 'ledger.write');
-    const ops = (params as { ops: unknown[] }).ops.map(decodeLedgerOp);
+    const ops = decodeLedgerWrite(params);
     return new Promise<T>((resolve, reject) => this.calls.push({ ops, answer: (a) => resolve(a as T), fail: reject }));
   }
 }
 
-type Cmd = AcceptFields & { name: string };
+type Cmd = AcceptFields & { name: string; seq: number };
 
 class Sink implements LedgerSink<Cmd, Cmd> {
   readonly heard: string[] = [];
-  accepted(a: Cmd, existing: CommandEntry | null): void {
-    this.heard.push(`accepted ${a.name}${existing ? ` (existing ${existing.state})` : ''}`);
+  encoded = 0;
+  accepted(a: Cmd, answer: number | CommandEntry): void {
+    if (typeof answer === 'number') a.seq = answer;
+    this.heard.push(`accepted ${a.name}${typeof answer === 'number' ? ` as ${answer}` : ` (existing ${answer.state})`}`);
   }
   refused(a: Cmd, err: Error): void {
     this.heard.push(`refused ${a.name}: ${err.message}`);
   }
+  encodeFinish(owner: Cmd, batch: LedgerWriteBuilder): void {
+    this.encoded++;
+    batch.finish(owner.seq, 'completed', 2, 1, '{"ok":true}', false, null);
+  }
   recorded(op: LaterOp, owner: Cmd | undefined): void {
-    this.heard.push(`recorded ${op.op} ${op.r}${owner ? ` of ${owner.name}` : ''}`);
+    this.heard.push(`recorded ${op.op} ${op.op === 'drop' ? op.r : op.seq}${owner ? ` of ${owner.name}` : ''}`);
+  }
+  finished(owner: Cmd): void {
+    this.heard.push(`finished ${owner.name}`);
   }
 }
 
-const cmd = (name: string, acceptedAt = Date.now()): Cmd => ({
-  name, sessionId: 's1', requestId: name, scoped: true, environment: 'remote', method: 'state.set', executorId: 'remote-0', acceptedAt,
+/** What a batch held, in order: accepts by request id, later ops and finishes by seq. */
+const shown = (ops: LedgerOp[]) => ops.map((o) => `${o.op} ${o.op === 'accept' || o.op === 'drop' ? o.r : o.seq}`);
+
+const cmd = (name: string, acceptedAt = Date.now(), seq = 0): Cmd => ({
+  name, sessionId: 's1', requestId: name, scoped: true, environment: 'remote', method: 'state.set', executorId: 'remote-0', acceptedAt, seq,
 });
-const finish = (r: string): LaterOp => ({ op: 'finish', s: 's1', r, state: 'completed', at: 2, started: 1, result: '{"ok":true}' });
 
 function setup() {
   const daemon = new FakeDaemon();
@@ -53,37 +64,58 @@ function setup() {
 }
 
 describe('ledger writer', () => {
-  it('sends one tick\'s accepts in one write, one write at a time, and tells the sink in order', async () => {
+  it("sends one tick's accepts in one write, one write at a time, and tells the sink in order", async () => {
     const { daemon, sink, writer } = setup();
-    writer.accept(cmd('a'));
+    const a = cmd('a');
+    writer.accept(a);
     writer.accept(cmd('b'));
     await tick();
     assert.equal(daemon.calls.length, 1);
-    assert.deepEqual(daemon.calls[0]!.ops.map((o) => `${o.op} ${o.r}`), ['accept a', 'accept b']);
+    assert.deepEqual(shown(daemon.calls[0]!.ops), ['accept a', 'accept b']);
     // While that write is out, the next ones gather.
     writer.accept(cmd('c'));
-    const c = cmd('c2');
-    writer.accept(c);
-    writer.record(finish('a'), cmd('a'));
+    writer.accept(cmd('c2'));
     await tick();
     assert.equal(daemon.calls.length, 1);
-    daemon.calls[0]!.answer([null, { state: 'completed' } as CommandEntry]);
+    daemon.calls[0]!.answer([1, { state: 'completed' } as CommandEntry]);
     await tick();
     await tick();
-    assert.deepEqual(sink.heard, ['accepted a', 'accepted b (existing completed)']);
-    // The gathered batch: later ops first (a finish of a key precedes any new accept of it).
+    assert.deepEqual(sink.heard, ['accepted a as 1', 'accepted b (existing completed)']);
+    writer.finish(a);
+    writer.record({ op: 'start', seq: 9, at: 1 });
+    // The gathered batch: later ops, then finishes (a finish of a key precedes any new accept of it).
     assert.equal(daemon.calls.length, 2);
-    assert.deepEqual(daemon.calls[1]!.ops.map((o) => `${o.op} ${o.r}`), ['finish a', 'accept c', 'accept c2']);
-    daemon.calls[1]!.answer([null, null, null]);
+    assert.deepEqual(shown(daemon.calls[1]!.ops), ['accept c', 'accept c2']);
+    daemon.calls[1]!.answer([2, 3]);
     await tick();
-    assert.deepEqual(sink.heard.slice(2), ['recorded finish a of a', 'accepted c', 'accepted c2']);
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(daemon.calls.length, 3);
+    assert.deepEqual(shown(daemon.calls[2]!.ops), ['start 9', 'finish 1']);
+    daemon.calls[2]!.answer([null, null]);
+    await tick();
+    assert.deepEqual(sink.heard.slice(2), ['accepted c as 2', 'accepted c2 as 3', 'recorded start 9', 'finished a']);
+  });
+
+  it('encodes a finish only when its batch is made, again if that batch must be re-sent', async () => {
+    const { daemon, sink, writer } = setup();
+    writer.finish(cmd('a', Date.now(), 5));
+    assert.equal(sink.encoded, 0);
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(sink.encoded, 1);
+    daemon.calls[0]!.fail(new Error('link down'));
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal(sink.encoded, 2);
+    assert.deepEqual(shown(daemon.calls[1]!.ops), ['finish 5']);
+    daemon.calls[1]!.answer([null]);
+    await tick();
+    assert.deepEqual(sink.heard, ['finished a']);
   });
 
   it('re-sends a failed batch, and refuses accepts that have waited too long', async () => {
     const { daemon, sink, writer } = setup();
     writer.accept(cmd('fresh'));
     writer.accept(cmd('stale', Date.now() - 6_000));
-    writer.record(finish('old'));
+    writer.record({ op: 'drop', s: 's1', r: 'old' });
     await new Promise((r) => setTimeout(r, 10)); // the accept's tick, then the later op's timer
     assert.equal(daemon.calls.length, 1);
     daemon.calls[0]!.fail(new Error('link down'));
@@ -92,23 +124,34 @@ describe('ledger writer', () => {
     // Re-sent after the retry delay, without the refused accept.
     await new Promise((r) => setTimeout(r, 80));
     assert.equal(daemon.calls.length, 2);
-    assert.deepEqual(daemon.calls[1]!.ops.map((o) => `${o.op} ${o.r}`), ['finish old', 'accept fresh']);
-    daemon.calls[1]!.answer([null, null]);
+    assert.deepEqual(shown(daemon.calls[1]!.ops), ['drop old', 'accept fresh']);
+    daemon.calls[1]!.answer([null, 4]);
     await tick();
-    assert.deepEqual(sink.heard.slice(1), ['recorded finish old', 'accepted fresh']);
+    assert.deepEqual(sink.heard.slice(1), ['recorded drop old', 'accepted fresh as 4']);
+  });
+
+  it('refuses an accept the ledger gives no answer for, rather than run it unrecorded', async () => {
+    const { daemon, sink, writer } = setup();
+    writer.accept(cmd('a'));
+    await tick();
+    daemon.calls[0]!.answer([null]);
+    await tick();
+    assert.match(sink.heard[0]!, /^refused a: the ledger did not say/);
   });
 
   it('resolves a barrier with the batch that carries it, after every op recorded before it', async () => {
     const { daemon, writer } = setup();
-    writer.accept(cmd('a'));
+    const a = cmd('a');
+    writer.accept(a);
     await tick();
-    writer.record(finish('a'));
+    a.seq = 1;
+    writer.finish(a);
     let passed = false;
     void writer.barrier().then(() => (passed = true));
     await new Promise((r) => setTimeout(r, 10));
     // The first write is still out: the finish and the barrier wait for it.
     assert.equal(daemon.calls.length, 1);
-    daemon.calls[0]!.answer([null]);
+    daemon.calls[0]!.answer([1]);
     await tick();
     await tick();
     assert.equal(passed, false);

@@ -19,7 +19,7 @@ import { audit } from '../../logging/audit-line.js';
 import { childLogger, flushLogs } from '../../logging/child-log.js';
 import { ContinuumError } from '../../protocol/errors.js';
 import type { ExitRecord } from '../../protocol/internal.js';
-import { decodeLedgerOp, type LedgerOp } from '../../protocol/ledger-wire.js';
+import { decodeLedgerWrite, type LedgerOp } from '../../protocol/ledger-wire.js';
 import { lostReasonOf } from '../../protocol/ledger.js';
 import { adoptLedger, LedgerStore } from './ledger-store.js';
 import { requireString } from './params.js';
@@ -84,11 +84,9 @@ function onLink(link: RpcLink): void {
   });
   link.handle('ledger.write', (p) => {
     const run = runOf(link);
-    const wire = (p as { ops?: unknown } | null)?.ops;
-    if (!Array.isArray(wire)) throw new ContinuumError('INVALID_PARAMS', 'ledger.write needs ops: an array of ledger op tuples');
     let ops: LedgerOp[];
     try {
-      ops = wire.map(decodeLedgerOp);
+      ops = decodeLedgerWrite(p);
     } catch (err) {
       throw new ContinuumError('INVALID_PARAMS', `invalid ledger.write: ${(err as Error).message}`);
     }

@@ -5,13 +5,13 @@
 import type { Config } from '../../config/schema.js';
 import { ContinuumError } from '../../protocol/errors.js';
 import type { ExecutorStatus } from '../../protocol/internal.js';
-import type { LedgerOp } from '../../protocol/ledger-wire.js';
+import type { LedgerFinishDetail, LedgerWriteBuilder } from '../../protocol/ledger-wire.js';
 import { errorFrame, type RequestId } from '../../protocol/jsonrpc.js';
 import { lostError, lostReasonOf, replayFrame } from '../../protocol/ledger.js';
 import type { MethodDescriptor } from '../../protocol/method.js';
 import { commandStatus, FINAL_COMMAND_STATES, type CommandEntry, type LostReason } from '../../protocol/methods/command.js';
 import type { ExecutorLink } from './executor-pool.js';
-import { finishOf } from './ledger-answers.js';
+import { addAnswer } from './ledger-answers.js';
 import type { AcceptFields, LaterOp, LedgerSink, LedgerWriter } from './ledger-writer.js';
 import type { ClientConnection } from './router.js';
 import { parseParams, type Binding } from './session-binder.js';
@@ -22,12 +22,21 @@ export interface Tracked extends AcceptFields {
   admission: Admission | undefined;
   /** Resends of the same string id, waiting for the answer. */
   waiters: { conn: ClientConnection; id: RequestId | null }[] | undefined;
+  /** The client's id, as the answer carries it. */
+  id: RequestId | null;
   /** The answer, once known: what a later resend gets until the ledger has it. */
   answer: string | Buffer | undefined;
+  /** How it ended, once known; encoded for the ledger only when its batch goes. */
+  endState: 'completed' | 'failed' | 'lost' | undefined;
+  endedAt: number;
+  /** Why it failed or was lost, when the edge decided it (a timeout, a dead executor); else the answer says. */
+  endDetail: LedgerFinishDetail | null;
   /** Its `start` has been recorded. */
   started: boolean;
   /** When it was dispatched; its `start` is written only if it is still running a moment later. */
   dispatchedAt: number;
+  /** The ledger's name for it once accepted: later ops say only this. */
+  seq: number;
 }
 
 export type EdgeLedgerWriter = LedgerWriter<Tracked, Tracked>;
@@ -73,8 +82,6 @@ export interface GateHooks {
   /** The admission's entry is durable: dispatch it as `tracked`; or, `tracked` undefined, it was answered here. */
   admitted(a: Admission, tracked: Tracked | undefined): void;
 }
-
-type FinishOp = Extract<LedgerOp, { op: 'finish' }>;
 
 const DYING_WAIT_MS = 2_000;
 /**
@@ -156,19 +163,28 @@ export class LedgerGate implements LedgerSink<Tracked, Tracked> {
       acceptedAt: Date.now(),
       admission: a,
       waiters: undefined,
+      id,
       answer: undefined,
+      endState: undefined,
+      endedAt: 0,
+      endDetail: null,
       started: false,
       dispatchedAt: 0,
+      seq: 0,
     };
     if (scoped) this.open.add(tracked);
     this.writer.accept(tracked);
   }
 
-  /** The writer's word: the entry is durable, or it was there already (a resend). */
-  accepted(tracked: Tracked, existing: CommandEntry | null): void {
+  /** The writer's word: the entry is durable (its seq), or it was there already (a resend). */
+  accepted(tracked: Tracked, answer: number | CommandEntry): void {
     const a = tracked.admission!;
     tracked.admission = undefined;
-    if (existing === null) return this.hooks.admitted(a, tracked);
+    if (typeof answer === 'number') {
+      tracked.seq = answer;
+      return this.hooks.admitted(a, tracked);
+    }
+    const existing = answer;
     this.open.remove(tracked);
     // Only an entry left open by an earlier edge run can be open and not ours; the session daemon closes those at hello.
     const frame = FINAL_COMMAND_STATES.has(existing.state)
@@ -196,13 +212,20 @@ export class LedgerGate implements LedgerSink<Tracked, Tracked> {
 
   /** The writer's word: a later op is durable. */
   recorded(op: LaterOp, tracked: Tracked | undefined): void {
-    if (!tracked) return;
-    if (op.op === 'finish') {
-      this.open.remove(tracked);
-      // The ledger has it now; the bytes need not wait for the start check to let go.
-      tracked.answer = undefined;
-    }
-    else if (op.op === 'drop') this.dropping.delete(keyOf(tracked.sessionId, tracked.requestId));
+    if (tracked && op.op === 'drop') this.dropping.delete(keyOf(tracked.sessionId, tracked.requestId));
+  }
+
+  /** The writer's batch is being made: the final state of `tracked`, from what it kept. */
+  encodeFinish(t: Tracked, batch: LedgerWriteBuilder): void {
+    if (t.endDetail || !Buffer.isBuffer(t.answer)) batch.finish(t.seq, t.endState!, t.endedAt, t.dispatchedAt, null, false, t.endDetail);
+    else addAnswer(batch, t.seq, t.dispatchedAt, t.endedAt, t.method, t.id, t.endState === 'failed', t.answer, this.outputCap.get(t.environment) ?? 65_536);
+  }
+
+  /** The writer's word: the final state is durable. */
+  finished(tracked: Tracked): void {
+    this.open.remove(tracked);
+    // The ledger has it now; the bytes need not wait for the start check to let go.
+    tracked.answer = undefined;
   }
 
   /** It could not be sent to its executor, so it never ran: as if never sent, and a resend may run it. */
@@ -220,19 +243,17 @@ export class LedgerGate implements LedgerSink<Tracked, Tracked> {
   stillRunning(tracked: Tracked, now: number): void {
     if (tracked.started || now - tracked.dispatchedAt < START_AFTER_MS) return;
     tracked.started = true;
-    this.writer.record({ op: 'start', s: tracked.sessionId, r: tracked.requestId, at: tracked.dispatchedAt });
+    this.writer.record({ op: 'start', seq: tracked.seq, at: tracked.dispatchedAt });
   }
 
   /** The executor's answer: resends get the same bytes, the ledger its final state. */
   answered(d: Dispatched, isError: boolean, body: Buffer): void {
-    const { tracked } = d;
-    this.settle(tracked, body, finishOf(tracked.sessionId, tracked.requestId, d.start, d.method, d.id, isError, body, this.outputCap.get(d.environment) ?? 65_536));
+    this.settle(d.tracked, body, isError ? 'failed' : 'completed', null);
   }
 
   /** The edge stopped waiting for the executor (-32004). */
   timedOut(d: Dispatched, error: ContinuumError): void {
-    const { tracked } = d;
-    this.settle(tracked, errorFrame(d.id, error), { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'failed', at: Date.now(), started: d.start, error: error.toRpc() });
+    this.settle(d.tracked, errorFrame(d.id, error), 'failed', { error: error.toRpc() });
   }
 
   /**
@@ -286,20 +307,21 @@ export class LedgerGate implements LedgerSink<Tracked, Tracked> {
     this.dying.delete(executorId);
     clearTimeout(batch.timer);
     batch.done();
-    const at = Date.now();
     for (const d of batch.entries) {
-      const { tracked } = d;
-      const frame = errorFrame(d.id, lostError({ requestId: tracked.requestId, method: d.method, lostReason: reason }));
-      this.settle(tracked, frame, { op: 'finish', s: tracked.sessionId, r: tracked.requestId, state: 'lost', at, started: d.start, lost: reason });
+      const frame = errorFrame(d.id, lostError({ requestId: d.tracked.requestId, method: d.method, lostReason: reason }));
+      this.settle(d.tracked, frame, 'lost', { lost: reason });
     }
   }
 
   /** Answers the waiting resends, keeps the answer for later ones until the final state is durable. */
-  private settle(tracked: Tracked, frame: string | Buffer, op: FinishOp): void {
+  private settle(tracked: Tracked, frame: string | Buffer, state: 'completed' | 'failed' | 'lost', detail: LedgerFinishDetail | null): void {
     if (tracked.waiters) for (const w of tracked.waiters) this.hooks.send(w.conn, frame);
     tracked.waiters = undefined;
     tracked.answer = frame;
-    this.writer.record(op, tracked);
+    tracked.endState = state;
+    tracked.endedAt = Date.now();
+    tracked.endDetail = detail;
+    this.writer.finish(tracked);
   }
 
   private drop(tracked: Tracked): void {
