@@ -63,6 +63,9 @@ async function sandboxedPid(infoPipe: NodeJS.ReadableStream | undefined, proc: C
   return undefined;
 }
 
+/** Lines held while a confined executor's pid is not known yet (it is, within ms, normally). */
+const MAX_HELD_LINES = 1_000;
+
 export function spawnChild(spec: ChildSpec, boot: ChildBoot, env: NodeJS.ProcessEnv, logs: LogRouter, launch?: ExecutorLaunch): SpawnedChild {
   let proc: ChildProcess;
   if (launch) {
@@ -119,8 +122,28 @@ export function spawnChild(spec: ChildSpec, boot: ChildBoot, env: NodeJS.Process
         )
       : Promise.resolve();
   }
+  // A confined executor's first lines can come before its host pid is read from the sandbox:
+  // they wait for it, or they would be stamped with the launcher's pid (bwrap's), not its own.
+  let held: (() => void)[] | undefined = launch ? [] : undefined;
+  if (held) {
+    void child.pidKnown.then(() => {
+      const lines = held!;
+      held = undefined;
+      for (const route of lines) route();
+    });
+  }
+  const afterPid = (route: () => void) => {
+    if (held && held.length >= MAX_HELD_LINES) {
+      // Never known, it seems: let them through as they are, in order.
+      const lines = held;
+      held = undefined;
+      for (const r of lines) r();
+    }
+    if (held) held.push(route);
+    else route();
+  };
   const stdout = new LineSplitter(
-    (line) => {
+    (line) => afterPid(() => {
       try {
         if (spec.trusted) logs.trustedLine(line, child.pid, spec.id);
         else logs.executorLine(spec.logTarget, child.pid, spec.id, line);
@@ -129,16 +152,16 @@ export function spawnChild(spec: ChildSpec, boot: ChildBoot, env: NodeJS.Process
         // that line, not the supervisor.
         logs.write(spec.logTarget, { level: 40, msg: `dropped a log line that could not be written (${(err as Error).message})`, pid: child.pid, child: spec.name });
       }
-    },
+    }),
     (bytes) => logs.write(spec.logTarget, { level: 40, msg: `dropped a log line of ${bytes}+ characters (over the line limit)`, pid: child.pid, child: spec.name }),
   );
   proc.stdout!.on('data', (c: Buffer) => stdout.push(c));
-  proc.stdout!.on('end', () => stdout.end());
+  proc.stdout!.on('end', () => afterPid(() => stdout.end()));
   let stderrTail = '';
   proc.stderr!.on('data', (c: Buffer) => {
     const text = c.toString('utf8');
     stderrTail = (stderrTail + text).slice(-4096);
-    logs.stderr(spec.logTarget, child.pid, spec.name, text);
+    afterPid(() => logs.stderr(spec.logTarget, child.pid, spec.name, text));
   });
   child.failureHint = () => {
     const lines = stderrTail.split('\n').map((l) => l.trim()).filter(Boolean);
