@@ -38,8 +38,25 @@ export function addAnswer(batch: LedgerWriteBuilder, seq: number, started: numbe
     const kept = { ...result, stdout: stdout.text, stderr: stderr.text, truncated: result.truncated || cut };
     return batch.finish(seq, 'completed', at, started, JSON.stringify(kept), cut, { exit: { exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut } });
   }
-  // `{"jsonrpc":"2.0","id":<id>,"result":<result>}` as the executor writes it: keep <result> as is.
-  const lead = `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":`.length;
+  // `{"jsonrpc":"2.0","id":<id>,"result":<result>}` as successFrame writes it: keep <result> as
+  // is, without parsing it. The offsets are in bytes (an id may hold non-ASCII characters).
+  const lead = HEAD_BYTES + Buffer.byteLength(JSON.stringify(id)) + RESULT_KEY.length;
+  if (!hasResultKeyAt(body, lead)) {
+    // Not the shape expected: parse it rather than keep a wrong slice.
+    const text = JSON.stringify((JSON.parse(body.toString('utf8')) as { result?: unknown }).result ?? null);
+    const cut = Buffer.byteLength(text) > cap;
+    return batch.finish(seq, 'completed', at, started, cut ? null : text, cut, null);
+  }
   if (body.length - lead - 1 > cap) return batch.finish(seq, 'completed', at, started, null, true, null);
   batch.finish(seq, 'completed', at, started, body.toString('utf8', lead, body.length - 1), false, null);
+}
+
+const HEAD_BYTES = '{"jsonrpc":"2.0","id":'.length;
+const RESULT_KEY = Buffer.from(',"result":');
+
+function hasResultKeyAt(body: Buffer, lead: number): boolean {
+  const from = lead - RESULT_KEY.length;
+  if (from < HEAD_BYTES || body[body.length - 1] !== 0x7d /* } */) return false;
+  for (let i = 0; i < RESULT_KEY.length; i++) if (body[from + i] !== RESULT_KEY[i]) return false;
+  return true;
 }
