@@ -12,7 +12,10 @@ export function audit(environment: string, record: Record<string, unknown>): voi
   emitLine(`${AUDIT_PREFIX}${environment}\t${JSON.stringify(record)}\n`);
 }
 
-/** One record for both the environment's log and its audit trail: one line to encode, send and route. */
-export function logAndAudit(environment: string, record: Record<string, unknown>): void {
-  emitLine(`${LOG_AND_AUDIT_PREFIX}${environment}\t${JSON.stringify(record)}\n`);
+/**
+ * One record, already JSON text (one object, no newline), for both the environment's log and
+ * its audit trail: one line to encode, send and route.
+ */
+export function logAndAuditLine(environment: string, json: string): void {
+  emitLine(`${LOG_AND_AUDIT_PREFIX}${environment}\t${json}\n`);
 }

@@ -192,6 +192,8 @@ server.on('upgrade', (req, socket, head) => {
       serial: `${edgeRun.slice(0, 8)}-${++connections}`,
       seq: 0,
       ordered: [],
+      auditSession: undefined,
+      auditWho: '',
     };
     ws.on('message', (data: Buffer, isBinary) => router.onMessage(conn, data, isBinary));
     ws.on('close', () => router.onClose(conn));
