@@ -62,9 +62,6 @@ export interface Dispatched {
   tracked: Tracked;
   id: RequestId | null;
   method: string;
-  environment: string;
-  /** When it was dispatched. */
-  start: number;
 }
 
 /** Ledgered commands of an executor whose link dropped, waiting for the supervisor to say why it died. */
